@@ -1,0 +1,83 @@
+/**
+ * The contract between channels and the rest of Parley.
+ *
+ * A channel adapter turns one platform's payloads into `InboundMessage`s (normalize once, at the edge) and turns
+ * Parley's replies back into platform calls. Nothing outside channels/ reads a platform payload, and nothing in
+ * channels/ knows about the database, the models or the conversation service.
+ */
+
+export type ChannelName = "telegram" | "whatsapp" | "whatsapp-cloud" | "messenger" | "web";
+
+/** One conversation place, e.g. "telegram:-1001234". Built and parsed only by ./keys.ts. */
+export type ChatKey = `${ChannelName}:${string}`;
+/** One person on one platform, e.g. "telegram:12345". Built and parsed only by ./keys.ts. */
+export type UserKey = `${ChannelName}:${string}`;
+
+/**
+ * A file that came with a message. It is stored in the inbox before the platform is acknowledged, so it is plain
+ * data: `ref` is whatever the adapter needs to download it later (a Telegram file_id, a Graph media id, …), and the
+ * bytes are fetched through the adapter's `download` only when the conversation service needs them.
+ */
+export interface Attachment {
+  kind: "image" | "audio" | "file";
+  ref: string;
+  mimeType?: string;
+  sizeBytes?: number;
+  fileName?: string;
+}
+
+export interface InboundMessage {
+  channel: ChannelName;
+  /** Unique per channel; the inbox deduplicates redeliveries on (channel, platformMessageId). */
+  platformMessageId: string;
+  chat: ChatKey;
+  user: UserKey;
+  displayName?: string;
+  isGroup: boolean;
+  mentionsBot: boolean;
+  replyToBot: boolean;
+  /** The sender's own text (or caption), with the bot's @mention removed. */
+  text: string;
+  attachments: Attachment[];
+  receivedAt: Date;
+}
+
+export type ChannelState = "starting" | "running" | "needs-login" | "stopped" | "failed";
+export interface ChannelStatus {
+  state: ChannelState;
+  detail?: string;
+}
+
+export interface ChannelLimits {
+  /** Longest text one message may carry, in UTF-16 code units as the platforms count them. */
+  maxText: number;
+  /** The platform can edit a sent message in place (a streamed reply grows in one bubble). */
+  canEdit: boolean;
+  /** The platform can show a draft that grows while the reply is written (Telegram private chats, the web page). */
+  canDraft: boolean;
+}
+
+/**
+ * Called by the adapter for every message it receives. When the promise resolves the message is durably stored
+ * and the adapter may acknowledge the platform; when it rejects, the adapter must not acknowledge (the platform
+ * will deliver it again).
+ */
+export type OnMessage = (message: InboundMessage) => Promise<void>;
+
+export interface ChannelAdapter {
+  readonly name: ChannelName;
+  readonly limits: ChannelLimits;
+  /** Begins receiving. Resolves once the channel is receiving (or has reported why it cannot); ends when `signal` aborts. */
+  start(onMessage: OnMessage, signal: AbortSignal): Promise<void>;
+  /** Sends one message of at most `limits.maxText` characters. The text is Markdown as a model writes it. */
+  send(chat: ChatKey, text: string, opts?: { replyTo?: string }): Promise<{ id: string }>;
+  /** Replaces the text of a message this adapter sent. Present when `limits.canEdit`. */
+  edit?(chat: ChatKey, id: string, text: string): Promise<void>;
+  /** Shows or updates a draft; `draftId` is stable for one reply. Present when `limits.canDraft`. */
+  draft?(chat: ChatKey, draftId: number, text: string): Promise<void>;
+  /** Shows "typing…" for a few seconds. */
+  typing?(chat: ChatKey): Promise<void>;
+  /** Fetches an attachment's bytes, refusing anything larger than `maxBytes`. */
+  download?(attachment: Attachment, maxBytes: number, signal: AbortSignal): Promise<Uint8Array>;
+  status(): ChannelStatus;
+}
