@@ -1,0 +1,117 @@
+// The Responses API dialect (POST /v1/responses): reading `input` items, writing the response object and its events.
+import { argumentPieces, contentText } from "./openai-chat.ts";
+import { isRecord, type Answer, type RequestSummary, type SseEvent } from "./openai-script.ts";
+
+type Json = Record<string, unknown>;
+
+export interface ResponsesRequest extends RequestSummary {
+  /** Ids of `item_reference` inputs, which must name output items this server sent earlier. */
+  itemReferences: string[];
+}
+
+export function readResponsesRequest(body: unknown): ResponsesRequest {
+  const request = isRecord(body) ? body : {};
+  const items = typeof request.input === "string"
+    ? [{ role: "user", content: request.input }]
+    : Array.isArray(request.input) ? request.input.filter(isRecord) : [];
+  const lastUser = items.filter((item) => item.role === "user").at(-1);
+  return {
+    api: "responses",
+    model: typeof request.model === "string" ? request.model : undefined,
+    stream: request.stream === true,
+    lastUserText: lastUser ? contentText(lastUser.content) : undefined,
+    toolResults: items
+      .filter((item) => item.type === "function_call_output")
+      .map((item) => ({ callId: String(item.call_id), output: contentText(item.output) ?? "" })),
+    itemReferences: items.filter((item) => item.type === "item_reference").map((item) => String(item.id)),
+  };
+}
+
+/** The output items of an answer: a reasoning summary, the assistant message, then one item per function call. */
+export function responseOutput(answer: Answer, nextId: (prefix: string) => string): Json[] {
+  const output: Json[] = [];
+  if (answer.reasoning) {
+    output.push({ type: "reasoning", id: nextId("rs"), summary: [{ type: "summary_text", text: answer.reasoning }] });
+  }
+  if (answer.text !== "" || answer.toolCalls.length === 0) {
+    output.push({
+      type: "message",
+      id: nextId("msg"),
+      status: "completed",
+      role: "assistant",
+      content: [{ type: "output_text", text: answer.text, annotations: [], logprobs: [] }],
+    });
+  }
+  for (const call of answer.toolCalls) {
+    output.push({
+      type: "function_call",
+      id: nextId("fc"),
+      call_id: call.id,
+      name: call.name,
+      arguments: call.arguments,
+      status: "completed",
+    });
+  }
+  return output;
+}
+
+const incompleteReasons: Record<string, string> = { length: "max_output_tokens", content_filter: "content_filter" };
+
+/** The `response` object, as returned without streaming and inside `response.completed`. */
+export function responseObject(answer: Answer, id: string, createdAt: number, output: Json[]): Json {
+  const { promptTokens, completionTokens, reasoningTokens } = answer.usage;
+  const incomplete = incompleteReasons[answer.finishReason];
+  return {
+    id,
+    object: "response",
+    created_at: createdAt,
+    status: incomplete ? "incomplete" : "completed",
+    error: null,
+    incomplete_details: incomplete ? { reason: incomplete } : null,
+    model: answer.model,
+    output,
+    usage: {
+      input_tokens: promptTokens,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: completionTokens,
+      output_tokens_details: { reasoning_tokens: reasoningTokens },
+      total_tokens: promptTokens + completionTokens,
+    },
+  };
+}
+
+/** The named events of a streamed response, from `response.created` to `response.completed`. */
+export function responseEvents(answer: Answer, response: Json, output: Json[]): SseEvent[] {
+  const events: SseEvent[] = [];
+  const push = (type: string, fields: Json, counts = false) => {
+    events.push({ event: type, data: { type, sequence_number: events.length, ...fields }, counts });
+  };
+  const pending = { ...response, status: "in_progress", incomplete_details: null, output: [], usage: null };
+  push("response.created", { response: pending });
+  push("response.in_progress", { response: pending });
+  output.forEach((item, outputIndex) => {
+    const at = { item_id: item.id, output_index: outputIndex };
+    if (item.type === "reasoning") {
+      push("response.output_item.added", { output_index: outputIndex, item: { ...item, summary: [] } });
+      push("response.reasoning_summary_part.added", { ...at, summary_index: 0, part: { type: "summary_text", text: "" } });
+      for (const delta of answer.reasoningPieces) push("response.reasoning_summary_text.delta", { ...at, summary_index: 0, delta }, true);
+      push("response.reasoning_summary_text.done", { ...at, summary_index: 0, text: answer.reasoning });
+      push("response.reasoning_summary_part.done", { ...at, summary_index: 0, part: { type: "summary_text", text: answer.reasoning } });
+    } else if (item.type === "message") {
+      push("response.output_item.added", { output_index: outputIndex, item: { ...item, status: "in_progress", content: [] } });
+      const part = { type: "output_text", text: "", annotations: [] };
+      push("response.content_part.added", { ...at, content_index: 0, part });
+      for (const delta of answer.pieces) push("response.output_text.delta", { ...at, content_index: 0, delta, logprobs: [] }, true);
+      push("response.output_text.done", { ...at, content_index: 0, text: answer.text, logprobs: [] });
+      push("response.content_part.done", { ...at, content_index: 0, part: { ...part, text: answer.text } });
+    } else if (item.type === "function_call") {
+      const args = String(item.arguments);
+      push("response.output_item.added", { output_index: outputIndex, item: { ...item, arguments: "", status: "in_progress" } });
+      for (const delta of argumentPieces(args)) push("response.function_call_arguments.delta", { ...at, delta }, true);
+      push("response.function_call_arguments.done", { ...at, arguments: args });
+    }
+    push("response.output_item.done", { output_index: outputIndex, item });
+  });
+  push(response.status === "incomplete" ? "response.incomplete" : "response.completed", { response });
+  return events;
+}
