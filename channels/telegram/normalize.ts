@@ -1,0 +1,105 @@
+import type { Message, MessageEntity, Update } from "grammy/types";
+import { userKey } from "../../src/core/keys.ts";
+import type { Attachment, InboundMessage } from "../../src/core/types.ts";
+import { telegramChatKey } from "./chat-ref.ts";
+
+/** Who the bot is, as getMe answered: mentions and replies are recognised by id, and by username only for @mentions. */
+export interface BotIdentity {
+  id: number;
+  username: string;
+}
+
+/**
+ * One Telegram update → one InboundMessage, or null for everything Parley does not answer: updates without a new
+ * message (edits, channel posts, membership changes, callback queries), messages from bots (itself included, and
+ * anonymous group admins, who arrive as the GroupAnonymousBot), channel posts forwarded automatically into a
+ * linked discussion group, and messages with neither text nor a supported file
+ * (service messages, stickers, locations, polls). Pure: `receivedAt` is Telegram's own message date.
+ */
+export function normalizeUpdate(update: Update, bot: BotIdentity): InboundMessage | null {
+  const m = update.message;
+  if (!m || !m.from || m.from.is_bot || m.is_automatic_forward) return null;
+  const rawText = m.text ?? m.caption ?? "";
+  const entities = (m.text !== undefined ? m.entities : m.caption_entities) ?? [];
+  const attachments = attachmentsOf(m);
+  if (rawText === "" && attachments.length === 0) return null;
+
+  const { text, mentionsBot } = stripBotMentions(rawText, entities, bot);
+  const inTopic = m.is_topic_message === true && m.message_thread_id !== undefined;
+  const reply = m.reply_to_message;
+  // In a forum topic every message "replies" to the topic's first message; that is not a reply to the bot.
+  const replyToBot = reply !== undefined && reply.from?.id === bot.id && !(inTopic && reply.message_id === m.message_thread_id);
+  const displayName = [m.from.first_name, m.from.last_name].filter(Boolean).join(" ") || m.from.username;
+
+  return {
+    channel: "telegram",
+    platformMessageId: `${m.chat.id}:${m.message_id}`,
+    chat: telegramChatKey(inTopic ? { chatId: m.chat.id, threadId: m.message_thread_id! } : { chatId: m.chat.id }),
+    user: userKey("telegram", m.from.id),
+    ...(displayName ? { displayName } : {}),
+    isGroup: m.chat.type === "group" || m.chat.type === "supergroup",
+    mentionsBot,
+    replyToBot,
+    text,
+    attachments,
+    receivedAt: new Date(m.date * 1000),
+  };
+}
+
+/**
+ * Finds the bot's @mention, text mention or `/command@botname` and removes the mention from the text
+ * ("@bot what is 2+2" → "what is 2+2", "/mode@bot thinking" → "/mode thinking").
+ */
+export function stripBotMentions(
+  text: string,
+  entities: readonly MessageEntity[],
+  bot: BotIdentity,
+): { text: string; mentionsBot: boolean } {
+  const handle = `@${bot.username}`.toLowerCase();
+  const cuts: Array<{ from: number; to: number }> = [];
+  for (const e of entities) {
+    const slice = text.slice(e.offset, e.offset + e.length);
+    if (e.type === "mention" && slice.toLowerCase() === handle) cuts.push({ from: e.offset, to: e.offset + e.length });
+    else if (e.type === "text_mention" && e.user.id === bot.id) cuts.push({ from: e.offset, to: e.offset + e.length });
+    else if (e.type === "bot_command" && slice.toLowerCase().endsWith(handle)) {
+      cuts.push({ from: e.offset + e.length - handle.length, to: e.offset + e.length });
+    }
+  }
+  let result = text;
+  for (const cut of cuts.sort((a, b) => b.from - a.from)) {
+    const before = result.slice(0, cut.from);
+    let after = result.slice(cut.to);
+    if (before.trim() === "") after = after.replace(/^[\s,:]+/, "");
+    else if (/\s$/.test(before)) after = after.replace(/^[ \t]+/, "");
+    result = before + after;
+  }
+  return { text: cuts.length > 0 ? result.trim() : text, mentionsBot: cuts.length > 0 };
+}
+
+function attachmentsOf(m: Message): Attachment[] {
+  const file = (
+    kind: Attachment["kind"],
+    f: { file_id: string; file_size?: number; mime_type?: string; file_name?: string },
+    defaultMime?: string,
+  ): Attachment => {
+    const mimeType = f.mime_type ?? defaultMime;
+    return {
+      kind,
+      ref: f.file_id,
+      ...(mimeType === undefined ? {} : { mimeType }),
+      ...(f.file_size === undefined ? {} : { sizeBytes: f.file_size }),
+      ...(f.file_name === undefined ? {} : { fileName: f.file_name }),
+    };
+  };
+  if (m.photo && m.photo.length > 0) {
+    const largest = m.photo.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
+    return [file("image", largest, "image/jpeg")];
+  }
+  if (m.document) return [file(m.document.mime_type?.startsWith("image/") ? "image" : "file", m.document)];
+  if (m.voice) return [file("audio", m.voice, "audio/ogg")];
+  if (m.audio) return [file("audio", m.audio)];
+  // Not understood yet, but kept so the conversation service can say so instead of silently dropping them.
+  if (m.video) return [file("file", m.video, "video/mp4")];
+  if (m.video_note) return [file("file", m.video_note, "video/mp4")];
+  return [];
+}

@@ -1,0 +1,145 @@
+import type { Update, UserFromGetMe } from "grammy/types";
+import { describe, expect, it } from "vitest";
+import { normalizeUpdate, stripBotMentions } from "../channels/telegram/normalize.ts";
+import { parseTelegramChat, telegramChatKey } from "../channels/telegram/chat-ref.ts";
+import type { InboundMessage } from "../src/core/types.ts";
+import { createUpdateBuilder } from "./fakes/telegram-api.ts";
+
+const bot = { id: 777, is_bot: true, first_name: "Parley", username: "ParleyBot" } as UserFromGetMe;
+const identity = { id: bot.id, username: bot.username };
+const u = createUpdateBuilder(bot);
+const photoFile = { file_id: "PHOTO", file_unique_id: "P1", file_size: 54_321 };
+
+type Row = [name: string, update: Update, expected: Partial<InboundMessage> | null];
+
+const rows: Row[] = [
+  [
+    "private text",
+    u.privateText("hello there", { userId: 42, firstName: "Ada", lastName: "Lovelace", username: "ada" }),
+    {
+      channel: "telegram", chat: "telegram:42", user: "telegram:42", displayName: "Ada Lovelace", isGroup: false,
+      mentionsBot: false, replyToBot: false, text: "hello there", attachments: [],
+    },
+  ],
+  [
+    "group message mentioning the bot (case-insensitive), mention stripped",
+    u.raw(
+      { chat: { id: -100500, type: "supergroup", title: "G" }, text: "hey @parleybot what is 2+2?", entities: [{ type: "mention", offset: 4, length: 10 }] },
+      { userId: 9 },
+    ),
+    { chat: "telegram:-100500", user: "telegram:9", isGroup: true, mentionsBot: true, replyToBot: false, text: "hey what is 2+2?" },
+  ],
+  [
+    "group mention at the start",
+    u.groupMention("summarise this", { chatId: -1001 }),
+    { chat: "telegram:-1001", isGroup: true, mentionsBot: true, text: "summarise this" },
+  ],
+  [
+    "group message without mention is delivered, not addressed",
+    u.groupText("just chatting", { chatId: -1001 }),
+    { isGroup: true, mentionsBot: false, replyToBot: false, text: "just chatting" },
+  ],
+  [
+    "mention of another bot is not a mention",
+    u.raw({ chat: { id: -5, type: "group", title: "G" }, text: "@OtherBot hi", entities: [{ type: "mention", offset: 0, length: 9 }] }),
+    { isGroup: true, mentionsBot: false, text: "@OtherBot hi" },
+  ],
+  [
+    "text_mention of the bot's id",
+    u.raw({ chat: { id: -5, type: "group", title: "G" }, text: "Parley help", entities: [{ type: "text_mention", offset: 0, length: 6, user: bot }] }),
+    { mentionsBot: true, text: "help" },
+  ],
+  [
+    "command addressed /cmd@botname keeps the command",
+    u.raw({ chat: { id: -5, type: "group", title: "G" }, text: "/mode@ParleyBot thinking", entities: [{ type: "bot_command", offset: 0, length: 15 }] }),
+    { mentionsBot: true, text: "/mode thinking" },
+  ],
+  [
+    "reply to the bot",
+    u.replyToBot("and why?", { chatId: -1002 }),
+    { chat: "telegram:-1002", isGroup: true, replyToBot: true, mentionsBot: false, text: "and why?" },
+  ],
+  [
+    "photo with caption: the largest size, caption as text",
+    u.photo(photoFile, "what is this?", { userId: 42 }),
+    { text: "what is this?", attachments: [{ kind: "image", ref: "PHOTO", mimeType: "image/jpeg", sizeBytes: 54_321 }] },
+  ],
+  [
+    "image document",
+    u.document({ file_id: "DOC", file_unique_id: "D", file_size: 10, mime_type: "image/png", file_name: "a.png" }),
+    { text: "", attachments: [{ kind: "image", ref: "DOC", mimeType: "image/png", sizeBytes: 10, fileName: "a.png" }] },
+  ],
+  [
+    "other document",
+    u.document({ file_id: "PDF", file_unique_id: "D", mime_type: "application/pdf", file_name: "a.pdf" }, "read this"),
+    { text: "read this", attachments: [{ kind: "file", ref: "PDF", mimeType: "application/pdf", fileName: "a.pdf" }] },
+  ],
+  [
+    "voice",
+    u.voice({ file_id: "VOICE", file_unique_id: "V", file_size: 2048 }),
+    { text: "", attachments: [{ kind: "audio", ref: "VOICE", mimeType: "audio/ogg", sizeBytes: 2048 }] },
+  ],
+  [
+    "forum topic: the thread is part of the chat key",
+    u.raw({ chat: { id: -1009, type: "supergroup", title: "F", is_forum: true }, text: "in a topic", message_thread_id: 55, is_topic_message: true,
+      reply_to_message: { message_id: 55, date: 1, chat: { id: -1009, type: "supergroup", title: "F" }, from: bot, forum_topic_created: { name: "t", icon_color: 1 } } } as never),
+    { chat: "telegram:-1009:55", isGroup: true, replyToBot: false, text: "in a topic" },
+  ],
+  ["edited message ignored", { update_id: 1, edited_message: u.privateText("x").message! } as Update, null],
+  ["channel post ignored", { update_id: 1, channel_post: { ...u.privateText("x").message!, chat: { id: -100, type: "channel", title: "C" } } } as Update, null],
+  ["callback query ignored", { update_id: 1, callback_query: { id: "1", from: { id: 1, is_bot: false, first_name: "A" }, chat_instance: "c", data: "mode" } } as Update, null],
+  ["my_chat_member ignored", { update_id: 1, my_chat_member: {} } as unknown as Update, null],
+  ["bot sender ignored", u.privateText("beep", { isBot: true }), null],
+  ["the bot itself ignored", u.raw({ text: "my own" }, { userId: bot.id, isBot: true }), null],
+  ["automatic forward from a linked channel ignored", u.raw({ chat: { id: -5, type: "supergroup", title: "G" }, text: "post", is_automatic_forward: true } as never, { userId: 777000, firstName: "Telegram" }), null],
+  ["service message ignored", u.raw({ chat: { id: -5, type: "group", title: "G" }, new_chat_members: [bot] } as never), null],
+  ["update without message ignored", { update_id: 1 } as Update, null],
+];
+
+describe("normalizeUpdate", () => {
+  it.each(rows)("%s", (_name, update, expected) => {
+    const message = normalizeUpdate(update, identity);
+    if (expected === null) {
+      expect(message).toBeNull();
+      return;
+    }
+    expect(message).toMatchObject(expected);
+    const m = update.message!;
+    expect(message!.platformMessageId).toBe(`${m.chat.id}:${m.message_id}`);
+    expect(message!.receivedAt).toEqual(new Date(m.date * 1000));
+  });
+
+  it("uses the username only as a display name, never as identity", () => {
+    const update = u.raw({ from: { id: 5, is_bot: false, first_name: "", username: "nameless" } } as never);
+    (update.message as { text?: string }).text = "hi";
+    const message = normalizeUpdate(update, identity)!;
+    expect(message.user).toBe("telegram:5");
+    expect(message.displayName).toBe("nameless");
+  });
+});
+
+describe("stripBotMentions", () => {
+  it.each([
+    ["@ParleyBot, hi", [{ type: "mention", offset: 0, length: 10 }], "hi", true],
+    ["ask @ParleyBot now", [{ type: "mention", offset: 4, length: 10 }], "ask now", true],
+    ["no entities @ParleyBot", [], "no entities @ParleyBot", false],
+    ["/start", [{ type: "bot_command", offset: 0, length: 6 }], "/start", false],
+  ] as const)("%j", (text, entities, stripped, mentions) => {
+    expect(stripBotMentions(text, entities as never, identity)).toEqual({ text: stripped, mentionsBot: mentions });
+  });
+});
+
+describe("telegram chat keys", () => {
+  it.each([
+    [{ chatId: 42 }, "telegram:42"],
+    [{ chatId: -1001234 }, "telegram:-1001234"],
+    [{ chatId: -1001234, threadId: 7 }, "telegram:-1001234:7"],
+  ] as const)("round-trips %j", (ref, key) => {
+    expect(telegramChatKey(ref)).toBe(key);
+    expect(parseTelegramChat(key)).toEqual(ref);
+  });
+
+  it.each(["whatsapp:42", "telegram:abc", "telegram:1:2:3"] as const)("refuses %s", (key) => {
+    expect(() => parseTelegramChat(key)).toThrow(/not a Telegram chat key/);
+  });
+});
