@@ -1,0 +1,165 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { sql } from "drizzle-orm";
+import { createTelegramChannel } from "../channels/telegram/adapter.ts";
+import { createWebChannel } from "../channels/web/adapter.ts";
+import type { Config } from "./config.ts";
+import { createConversationService } from "./conversation/service.ts";
+import { createConversationStore } from "./conversation/store.ts";
+import type { ChannelAdapter, ChannelName, InboundMessage } from "./core/types.ts";
+import { openDatabase, type Database } from "./db/client.ts";
+import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/server.ts";
+import { createInbox } from "./inbox/inbox.ts";
+import { startWorkers, type WorkerPool } from "./inbox/workers.ts";
+import { createModelFactory } from "./models/registry.ts";
+import { createRouter } from "./models/router.ts";
+import { createScrubber, type Logger } from "./observability/logger.ts";
+
+/**
+ * Builds a running Parley from a configuration: database, inbox, workers, model router, channels and the HTTP
+ * server. main.ts calls it with the real process settings; tests call it with fakes' addresses.
+ */
+
+export interface ParleyOptions {
+  config: Config;
+  log: Logger;
+  secrets: readonly string[];
+  /** Timings, shorter in tests: the inbox lease (a "crashed" claim is taken over once it runs out), the idle poll,
+   * and the first retry delay after a failure (it doubles with each attempt). */
+  tuning?: { leaseMs?: number; pollMs?: number; retryBaseMs?: number };
+}
+
+export interface Parley {
+  /** The HTTP server's base URL, e.g. http://127.0.0.1:3000. */
+  url: string;
+  database: Database;
+  adapters: ReadonlyMap<ChannelName, ChannelAdapter>;
+  /** Stops receiving, lets in-flight work finish or re-queue it, and closes the database. */
+  stop(): Promise<void>;
+}
+
+export async function startParley(options: ParleyOptions): Promise<Parley> {
+  const { config, log } = options;
+  const leaseMs = options.tuning?.leaseMs ?? 30_000;
+  const lifetime = new AbortController();
+  const scrub = createScrubber(options.secrets);
+
+  const database = await openWithRetry(config, log);
+  const store = createConversationStore(database.db);
+  const inbox = createInbox({ db: database.db, leaseMs });
+
+  const chain = config.models.instant;
+  const router =
+    chain.length === 0
+      ? null
+      : createRouter({
+          chain,
+          models: createModelFactory(config.providers),
+          timeoutMs: config.models.timeoutMs,
+          log: log.child({ source: "models" }),
+          record: (call) => store.recordCall({ ...call, error: call.error === undefined ? undefined : scrub(call.error) }),
+        });
+  if (!router) log.warn("no model is configured: set MODELS_INSTANT (e.g. openai:gpt-5-mini) and the provider's key; every reply will say so");
+
+  const adapters = new Map<ChannelName, ChannelAdapter>();
+  const routers: HttpAppOptions["routers"] = [];
+  const web = createWebChannel({ log });
+  adapters.set("web", web.adapter);
+  routers.push({ path: "/chat", router: web.router });
+  if (config.telegram) {
+    const telegram = createTelegramChannel({ ...config.telegram, log });
+    adapters.set("telegram", telegram.adapter);
+    if (telegram.webhookHandler) routers.push({ path: "/webhooks/telegram", router: telegram.webhookHandler, method: "post" });
+  } else {
+    log.info("Telegram is off: set TELEGRAM_BOT_TOKEN to connect a bot");
+  }
+
+  let workers: WorkerPool | undefined;
+  const onMessage = async (message: InboundMessage) => {
+    const { duplicate } = await inbox.accept(message);
+    if (duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
+    workers?.wake();
+  };
+
+  const app = createHttpApp({
+    routers,
+    readiness: async () => {
+      const channels = Object.fromEntries([...adapters].map(([name, adapter]) => [name, adapter.status()]));
+      try {
+        await database.db.execute(sql`select 1`);
+        return { ok: true, database: "ok", channels };
+      } catch {
+        return { ok: false, database: "unreachable", channels };
+      }
+    },
+  });
+  const server: Server = await listen(app, config.http.port, config.http.host);
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+
+  const service = createConversationService({
+    store,
+    inbox,
+    adapters,
+    router,
+    access: config.access,
+    systemPrompt: config.conversation.systemPrompt,
+    historyMaxTokens: config.conversation.historyMaxTokens,
+    log: log.child({ source: "conversation" }),
+    retryBaseMs: options.tuning?.retryBaseMs,
+  });
+  workers = startWorkers({
+    inbox,
+    handle: service.handle,
+    concurrency: config.workers.concurrency,
+    leaseMs,
+    pollMs: options.tuning?.pollMs,
+    log: log.child({ source: "inbox" }),
+    signal: lifetime.signal,
+  });
+
+  await Promise.all(
+    [...adapters.values()].map((adapter) =>
+      adapter.start(onMessage, lifetime.signal).catch((error: unknown) => {
+        log.error({ err: error, channel: adapter.name }, "channel failed to start");
+      }),
+    ),
+  );
+  log.info({ url, database: database.kind, channels: [...adapters.keys()], models: chain.map((m) => `${m.provider}:${m.model}`) }, "Parley is running");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    database,
+    adapters,
+    stop: () =>
+      (stopping ??= (async () => {
+        lifetime.abort(new Error("Parley is stopping"));
+        await workers?.done;
+        await closeServer(server);
+        await database.close();
+        log.info("Parley stopped");
+      })()),
+  };
+}
+
+async function openWithRetry(config: Config, log: Logger): Promise<Database> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const database = await openDatabase(config.database, log);
+      await database.migrate();
+      return database;
+    } catch (error) {
+      if (attempt >= 5) {
+        throw new Error(
+          `cannot open the database (${config.database.kind === "postgres" ? "check DATABASE_URL" : `PGlite in ${config.dataDir}`}): ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          { cause: error },
+        );
+      }
+      log.warn({ err: error, attempt }, "database not reachable yet; retrying");
+      await new Promise((resolve) => setTimeout(resolve, 1_000 * attempt));
+    }
+  }
+}

@@ -1,0 +1,150 @@
+import { and, desc, eq, gt, inArray, isNull, lte, sql } from "drizzle-orm";
+import type { ChatKey, InboundMessage, UserKey } from "../core/types.ts";
+import type { Db } from "../db/client.ts";
+import { conversations, inbox, messages, modelCalls, users } from "../db/schema.ts";
+import type { CallRecord } from "../models/router.ts";
+
+/**
+ * Everything the conversation service reads and writes. Every query about history is bounded by a conversation id
+ * that belongs to exactly one (user, chat) pair, so one person's history cannot reach another person's prompt.
+ */
+
+export type UserRow = typeof users.$inferSelect;
+export type ConversationRow = typeof conversations.$inferSelect;
+export type MessageRow = typeof messages.$inferSelect;
+export type Turn = Pick<MessageRow, "id" | "role" | "text" | "tokens">;
+
+export interface ConversationStore {
+  upsertUser(message: InboundMessage, initialStatus: UserRow["status"]): Promise<UserRow>;
+  /** The open conversation of this person in this place, started if there is none. */
+  openConversation(user: UserKey, chat: ChatKey): Promise<ConversationRow>;
+  /** Ends the open conversation; the next message starts a new one. History is kept. */
+  endConversation(user: UserKey, chat: ChatKey): Promise<boolean>;
+  /** Stores a turn once per inbox row and role: a retried row finds the turn it stored before. */
+  addTurn(turn: {
+    conversationId: number;
+    inboxId: number | null;
+    role: "user" | "assistant";
+    text: string;
+    tokens: number;
+    mode?: string;
+    media?: string[];
+  }): Promise<MessageRow>;
+  /** The assistant reply already generated for this inbox row, if any. */
+  replyFor(inboxId: number): Promise<MessageRow | undefined>;
+  markDelivered(messageId: number, platformIds: string[]): Promise<void>;
+  /** Newest turns after the summary, newest first, at most `limit`. */
+  recentTurns(conversationId: number, afterId: number, limit: number): Promise<Turn[]>;
+  /** Oldest turns after `afterId` up to and including `throughId`, oldest first. */
+  turnsBetween(conversationId: number, afterId: number, throughId: number, limit: number): Promise<Turn[]>;
+  saveSummary(conversationId: number, summary: string, throughId: number): Promise<void>;
+  recordCall(call: CallRecord & { messageId?: number }): Promise<void>;
+  /** Deletes everything stored about a person: conversations, messages, model call texts, inbox rows, the user row. */
+  forgetUser(user: UserKey): Promise<{ messages: number }>;
+}
+
+export function createConversationStore(db: Db): ConversationStore {
+  return {
+    async upsertUser(message, initialStatus) {
+      const [row] = await db
+        .insert(users)
+        .values({ key: message.user, channel: message.channel, displayName: message.displayName, status: initialStatus })
+        .onConflictDoUpdate({
+          target: users.key,
+          set: { displayName: sql`coalesce(excluded.display_name, ${users.displayName})`, lastSeenAt: sql`now()` },
+        })
+        .returning();
+      return row!;
+    },
+
+    async openConversation(user, chat) {
+      const open = and(eq(conversations.userKey, user), eq(conversations.chatKey, chat), isNull(conversations.endedAt));
+      const [existing] = await db.select().from(conversations).where(open).limit(1);
+      if (existing) return existing;
+      await db.insert(conversations).values({ userKey: user, chatKey: chat }).onConflictDoNothing();
+      const [row] = await db.select().from(conversations).where(open).limit(1);
+      return row!;
+    },
+
+    async endConversation(user, chat) {
+      const ended = await db
+        .update(conversations)
+        .set({ endedAt: sql`now()` })
+        .where(and(eq(conversations.userKey, user), eq(conversations.chatKey, chat), isNull(conversations.endedAt)))
+        .returning({ id: conversations.id });
+      return ended.length > 0;
+    },
+
+    async addTurn(turn) {
+      const values = { ...turn, media: turn.media ?? [] };
+      if (turn.inboxId !== null) {
+        const [inserted] = await db.insert(messages).values(values).onConflictDoNothing().returning();
+        if (inserted) return inserted;
+        const [existing] = await db
+          .select()
+          .from(messages)
+          .where(and(eq(messages.inboxId, turn.inboxId), eq(messages.role, turn.role)));
+        return existing!;
+      }
+      const [row] = await db.insert(messages).values(values).returning();
+      return row!;
+    },
+
+    async replyFor(inboxId) {
+      const [row] = await db
+        .select()
+        .from(messages)
+        .where(and(eq(messages.inboxId, inboxId), eq(messages.role, "assistant")));
+      return row;
+    },
+
+    async markDelivered(messageId, platformIds) {
+      await db
+        .update(messages)
+        .set({ deliveredAt: sql`now()`, platformMessageIds: platformIds })
+        .where(eq(messages.id, messageId));
+    },
+
+    async recentTurns(conversationId, afterId, limit) {
+      return db
+        .select({ id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens })
+        .from(messages)
+        .where(and(eq(messages.conversationId, conversationId), gt(messages.id, afterId)))
+        .orderBy(desc(messages.id))
+        .limit(limit);
+    },
+
+    async turnsBetween(conversationId, afterId, throughId, limit) {
+      return db
+        .select({ id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens })
+        .from(messages)
+        .where(and(eq(messages.conversationId, conversationId), gt(messages.id, afterId), lte(messages.id, throughId)))
+        .orderBy(messages.id)
+        .limit(limit);
+    },
+
+    async saveSummary(conversationId, summary, throughId) {
+      await db.update(conversations).set({ summary, summaryThroughId: throughId }).where(eq(conversations.id, conversationId));
+    },
+
+    async recordCall(call) {
+      await db.insert(modelCalls).values(call);
+    },
+
+    async forgetUser(user) {
+      return db.transaction(async (tx) => {
+        const owned = tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.userKey, user));
+        const deleted = await tx.delete(messages).where(inArray(messages.conversationId, owned)).returning({ id: messages.id });
+        await tx.delete(modelCalls).where(eq(modelCalls.userKey, user));
+        await tx.delete(conversations).where(eq(conversations.userKey, user));
+        // Inbox rows keep their ids (they deduplicate redeliveries) but lose their content.
+        await tx
+          .update(inbox)
+          .set({ payload: sql`jsonb_build_object('forgotten', true)` })
+          .where(and(eq(inbox.userKey, user), inArray(inbox.state, ["done", "failed", "ignored"])));
+        await tx.delete(users).where(eq(users.key, user));
+        return { messages: deleted.length };
+      });
+    },
+  };
+}

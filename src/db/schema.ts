@@ -1,0 +1,151 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  customType,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+/**
+ * One schema for PostgreSQL and PGlite. Migrations are generated from this file by drizzle-kit into migrations/
+ * (`npm run db:generate`) and never edited by hand.
+ */
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
+const timestamps = {
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+};
+
+export const users = pgTable("users", {
+  key: text("key").primaryKey(),
+  channel: text("channel").notNull(),
+  displayName: text("display_name"),
+  status: text("status", { enum: ["pending", "allowed", "blocked"] }).notNull().default("pending"),
+  defaultMode: text("default_mode", { enum: ["instant", "thinking", "contemplating"] }).notNull().default("instant"),
+  ...timestamps,
+  lastSeenAt: timestamp("last_seen_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const conversations = pgTable(
+  "conversations",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    userKey: text("user_key").notNull(),
+    chatKey: text("chat_key").notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
+    endedAt: timestamp("ended_at", { withTimezone: true }),
+    /** What the turns before `summaryThroughId` said, written by a model call when the history outgrew its budget. */
+    summary: text("summary"),
+    summaryThroughId: bigint("summary_through_id", { mode: "number" }),
+  },
+  (t) => [
+    // One open conversation per person per place: a group conversation is never a person's DM conversation.
+    uniqueIndex("conversations_open_uq").on(t.userKey, t.chatKey).where(sql`${t.endedAt} is null`),
+    index("conversations_user_idx").on(t.userKey),
+  ],
+);
+
+export const inbox = pgTable(
+  "inbox",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    channel: text("channel").notNull(),
+    platformMessageId: text("platform_message_id").notNull(),
+    chatKey: text("chat_key").notNull(),
+    userKey: text("user_key").notNull(),
+    /** The normalized InboundMessage, as JSON. */
+    payload: jsonb("payload").notNull(),
+    state: text("state", { enum: ["pending", "working", "done", "failed", "ignored"] }).notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    availableAt: timestamp("available_at", { withTimezone: true }).notNull().defaultNow(),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    error: text("error"),
+    ...timestamps,
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("inbox_channel_message_uq").on(t.channel, t.platformMessageId),
+    // Claims look for the oldest unfinished row of each chat.
+    index("inbox_open_idx").on(t.chatKey, t.id).where(sql`${t.state} in ('pending', 'working')`),
+  ],
+);
+
+export const messages = pgTable(
+  "messages",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    conversationId: bigint("conversation_id", { mode: "number" })
+      .notNull()
+      .references(() => conversations.id, { onDelete: "cascade" }),
+    inboxId: bigint("inbox_id", { mode: "number" }).references(() => inbox.id, { onDelete: "set null" }),
+    role: text("role", { enum: ["user", "assistant"] }).notNull(),
+    text: text("text").notNull(),
+    /** sha256 ids of media rows that belong to this turn. */
+    media: jsonb("media").$type<string[]>().notNull().default([]),
+    tokens: integer("tokens").notNull(),
+    mode: text("mode"),
+    /** For an assistant message: when every chunk reached the platform. Null means still to be delivered. */
+    deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+    platformMessageIds: jsonb("platform_message_ids").$type<string[]>(),
+    ...timestamps,
+  },
+  (t) => [
+    index("messages_conversation_idx").on(t.conversationId, t.id),
+    uniqueIndex("messages_inbox_role_uq").on(t.inboxId, t.role),
+  ],
+);
+
+export const media = pgTable("media", {
+  sha256: text("sha256").primaryKey(),
+  mimeType: text("mime_type").notNull(),
+  width: integer("width"),
+  height: integer("height"),
+  bytes: integer("bytes").notNull(),
+  data: bytea("data").notNull(),
+  ...timestamps,
+});
+
+export const modelCalls = pgTable(
+  "model_calls",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    inboxId: bigint("inbox_id", { mode: "number" }).references(() => inbox.id, { onDelete: "set null" }),
+    messageId: bigint("message_id", { mode: "number" }).references(() => messages.id, { onDelete: "set null" }),
+    parentId: bigint("parent_id", { mode: "number" }),
+    userKey: text("user_key"),
+    purpose: text("purpose", { enum: ["answer", "summary", "agent", "synthesis"] }).notNull(),
+    mode: text("mode"),
+    provider: text("provider").notNull(),
+    model: text("model").notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
+    latencyMs: integer("latency_ms"),
+    firstTokenMs: integer("first_token_ms"),
+    tokensIn: integer("tokens_in"),
+    tokensOut: integer("tokens_out"),
+    costUsd: doublePrecision("cost_usd"),
+    ok: boolean("ok").notNull(),
+    error: text("error"),
+  },
+  (t) => [index("model_calls_started_idx").on(t.startedAt), index("model_calls_inbox_idx").on(t.inboxId)],
+);
+
+export const logs = pgTable(
+  "logs",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    time: timestamp("time", { withTimezone: true }).notNull().defaultNow(),
+    level: text("level").notNull(),
+    source: text("source"),
+    message: text("message").notNull(),
+    data: jsonb("data"),
+  },
+  (t) => [index("logs_time_idx").on(t.time)],
+);

@@ -1,0 +1,118 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { InboundMessage } from "../core/types.ts";
+import type { Db } from "../db/client.ts";
+import { inbox } from "../db/schema.ts";
+
+/**
+ * Durable intake. A message is written here before the platform is acknowledged; a worker claims it, and it is
+ * marked done only once its reply has been delivered. The database is the coordinator: claims use
+ * FOR UPDATE SKIP LOCKED and a lease, so several workers (or processes) share the work, and a row left claimed by a
+ * dead process is taken up again once its lease has run out.
+ *
+ * Ordering: only the oldest unfinished row of a chat can be claimed, so the messages of one chat are handled one at a
+ * time and in the order they arrived, while different chats proceed in parallel.
+ */
+
+export interface InboxItem {
+  id: number;
+  message: InboundMessage;
+  attempts: number;
+}
+
+export interface Inbox {
+  /** Stores the message; a redelivery of the same (channel, platformMessageId) is a no-op. */
+  accept(message: InboundMessage): Promise<{ id: number | null; duplicate: boolean }>;
+  /** Claims the next message that is ready, for `leaseMs`; null when there is none. */
+  claim(): Promise<InboxItem | null>;
+  /** Keeps a claim alive while its work goes on. Returns false when the claim was lost. */
+  extendLease(id: number): Promise<boolean>;
+  complete(id: number): Promise<void>;
+  /** Nothing to answer (a group message not addressed to the bot, …). */
+  ignore(id: number, reason: string): Promise<void>;
+  /** Releases the claim; the row is claimed again after `delayMs`. */
+  retryLater(id: number, error: string, delayMs: number): Promise<void>;
+  fail(id: number, error: string): Promise<void>;
+}
+
+export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
+  const { db, leaseMs } = deps;
+  const lease = sql`now() + ${`${leaseMs} milliseconds`}::interval`;
+
+  const finish = async (id: number, state: "done" | "failed" | "ignored", error: string | null) => {
+    await db
+      .update(inbox)
+      .set({ state, error, leaseUntil: null, updatedAt: sql`now()` })
+      .where(eq(inbox.id, id));
+  };
+
+  return {
+    async accept(message) {
+      const inserted = await db
+        .insert(inbox)
+        .values({
+          channel: message.channel,
+          platformMessageId: message.platformMessageId,
+          chatKey: message.chat,
+          userKey: message.user,
+          payload: message,
+        })
+        .onConflictDoNothing({ target: [inbox.channel, inbox.platformMessageId] })
+        .returning({ id: inbox.id });
+      const id = inserted[0]?.id ?? null;
+      return { id, duplicate: id === null };
+    },
+
+    async claim() {
+      const next = sql`(
+        select i.id from ${inbox} i
+        where ((i.state = 'pending' and i.available_at <= now()) or (i.state = 'working' and i.lease_until < now()))
+          and not exists (
+            select 1 from ${inbox} e
+            where e.chat_key = i.chat_key and e.id < i.id and e.state in ('pending', 'working')
+          )
+        order by i.id
+        limit 1
+        for update skip locked
+      )`;
+      const rows = await db
+        .update(inbox)
+        .set({ state: "working", attempts: sql`${inbox.attempts} + 1`, leaseUntil: lease, updatedAt: sql`now()` })
+        .where(eq(inbox.id, next))
+        .returning({ id: inbox.id, payload: inbox.payload, attempts: inbox.attempts });
+      const row = rows[0];
+      if (!row) return null;
+      return { id: row.id, attempts: row.attempts, message: reviveMessage(row.payload) };
+    },
+
+    async extendLease(id) {
+      const rows = await db
+        .update(inbox)
+        .set({ leaseUntil: lease })
+        .where(and(eq(inbox.id, id), eq(inbox.state, "working")))
+        .returning({ id: inbox.id });
+      return rows.length === 1;
+    },
+
+    complete: (id) => finish(id, "done", null),
+    ignore: (id, reason) => finish(id, "ignored", reason),
+    fail: (id, error) => finish(id, "failed", error),
+
+    async retryLater(id, error, delayMs) {
+      await db
+        .update(inbox)
+        .set({
+          state: "pending",
+          error,
+          leaseUntil: null,
+          availableAt: sql`now() + ${`${Math.max(0, Math.round(delayMs))} milliseconds`}::interval`,
+          updatedAt: sql`now()`,
+        })
+        .where(eq(inbox.id, id));
+    },
+  };
+}
+
+function reviveMessage(payload: unknown): InboundMessage {
+  const message = payload as InboundMessage & { receivedAt: string | Date };
+  return { ...message, receivedAt: new Date(message.receivedAt) };
+}

@@ -1,0 +1,105 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { chatKey, userKey } from "../src/core/keys.ts";
+import type { InboundMessage } from "../src/core/types.ts";
+import { openDatabase, type Database } from "../src/db/client.ts";
+import { createInbox, type Inbox } from "../src/inbox/inbox.ts";
+import { captureLogs } from "./support/logs.ts";
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+
+function message(chat: string, n: number): InboundMessage {
+  return {
+    channel: "telegram",
+    platformMessageId: `${chat}:${n}`,
+    chat: chatKey("telegram", chat),
+    user: userKey("telegram", chat),
+    isGroup: false,
+    mentionsBot: false,
+    replyToBot: false,
+    text: `message ${n}`,
+    attachments: [],
+    receivedAt: new Date("2026-11-01T10:00:00Z"),
+  };
+}
+
+describe.each(DATABASE_KINDS)("inbox on %s", (kind) => {
+  let testDb: TestDatabase;
+  let database: Database;
+  let inbox: Inbox;
+
+  beforeEach(async () => {
+    testDb = await createTestDatabase(kind);
+    database = await openDatabase(testDb.target, captureLogs().log);
+    await database.migrate();
+    inbox = createInbox({ db: database.db, leaseMs: 300 });
+  });
+  afterEach(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it("stores a message once, however often it is delivered", async () => {
+    const first = await inbox.accept(message("1", 1));
+    const again = await inbox.accept(message("1", 1));
+    expect(first.duplicate).toBe(false);
+    expect(first.id).toBeTypeOf("number");
+    expect(again).toEqual({ id: null, duplicate: true });
+    const claimed = await inbox.claim();
+    expect(claimed?.message).toEqual(message("1", 1));
+    expect(await inbox.claim()).toBeNull();
+  });
+
+  it("hands out one chat's messages in order, one at a time, and other chats in parallel", async () => {
+    await inbox.accept(message("a", 1));
+    await inbox.accept(message("a", 2));
+    await inbox.accept(message("b", 1));
+    const first = await inbox.claim();
+    const second = await inbox.claim();
+    expect(first?.message.platformMessageId).toBe("a:1");
+    expect(second?.message.platformMessageId).toBe("b:1");
+    expect(await inbox.claim()).toBeNull();
+    await inbox.complete(first!.id);
+    expect((await inbox.claim())?.message.platformMessageId).toBe("a:2");
+  });
+
+  it("never gives the same row to two concurrent claims", async () => {
+    for (let chat = 0; chat < 20; chat++) await inbox.accept(message(`c${chat}`, 1));
+    const claims = await Promise.all(Array.from({ length: 30 }, () => inbox.claim()));
+    const ids = claims.filter((c) => c !== null).map((c) => c.id);
+    expect(ids).toHaveLength(20);
+    expect(new Set(ids).size).toBe(20);
+  });
+
+  it("takes a claim over once its lease has run out, and counts the attempt", async () => {
+    await inbox.accept(message("1", 1));
+    const first = await inbox.claim();
+    expect(await inbox.claim()).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const again = await inbox.claim();
+    expect(again?.id).toBe(first?.id);
+    expect(again?.attempts).toBe(2);
+    expect(await inbox.extendLease(again!.id)).toBe(true);
+  });
+
+  it("keeps a row back until its retry time, and blocks the chat's later messages meanwhile", async () => {
+    await inbox.accept(message("1", 1));
+    await inbox.accept(message("1", 2));
+    const first = await inbox.claim();
+    await inbox.retryLater(first!.id, "model down", 250);
+    expect(await inbox.claim()).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await inbox.claim())?.message.platformMessageId).toBe("1:1");
+  });
+
+  it("does not hand out finished rows again", async () => {
+    await inbox.accept(message("1", 1));
+    await inbox.accept(message("2", 1));
+    await inbox.accept(message("3", 1));
+    const [a, b, c] = [await inbox.claim(), await inbox.claim(), await inbox.claim()];
+    await inbox.complete(a!.id);
+    await inbox.ignore(b!.id, "not addressed");
+    await inbox.fail(c!.id, "gave up");
+    expect(await inbox.extendLease(a!.id)).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await inbox.claim()).toBeNull();
+  });
+});
