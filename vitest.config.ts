@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // The suites start real HTTP servers and databases; two workers match the two cores these machines have.
     maxWorkers: 2,
+    globalSetup: ["./test/support/global-setup.ts"],
     reporters: ["default", "./test/support/count-reporter.ts"],
   },
 });

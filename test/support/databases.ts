@@ -2,8 +2,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import type { DatabaseTarget } from "../../src/db/client.ts";
+import { loadTemplate } from "./pglite-template.ts";
 
 /**
  * Every database test runs on PGlite (the embedded default) and, when TEST_DATABASE_URL is set (.ci/run sets it),
@@ -25,6 +27,9 @@ export interface TestDatabase {
 export async function createTestDatabase(kind: DatabaseKind): Promise<TestDatabase> {
   if (kind === "pglite") {
     const dir = await mkdtemp(path.join(tmpdir(), "parley-test-"));
+    // Parley opens <dataDir>/pglite; start it from the migrated template made by the global setup.
+    const seeded = await PGlite.create(path.join(dir, "pglite"), { loadDataDir: loadTemplate() });
+    await seeded.close();
     return {
       target: { kind: "pglite", dataDir: dir },
       env: { PARLEY_DATA_DIR: dir },
