@@ -1,0 +1,45 @@
+import type { Logger } from "pino";
+import type { InboundMessage, OnMessage } from "../../src/core/types.ts";
+import type { ChatMemory } from "./chat-memory.ts";
+
+/**
+ * What normalizing one item of a Meta payload gives: a message for the inbox, or the reason it is not one. Ignored
+ * items are kept as values (not dropped silently) so the adapter logs each one, and so a future "tell the user we
+ * cannot read stickers" is one branch here rather than a new parser.
+ */
+export type InboundOutcome =
+  | { type: "message"; message: InboundMessage }
+  | { type: "ignored"; reason: string; platformMessageId?: string; malformed?: true };
+
+export function ignored(reason: string, platformMessageId?: string): InboundOutcome {
+  return platformMessageId === undefined ? { type: "ignored", reason } : { type: "ignored", reason, platformMessageId };
+}
+
+/** Something that does not have the shape Meta documents: logged as a warning, since it may mean the API changed. */
+export function malformed(reason: string, platformMessageId?: string): InboundOutcome {
+  return platformMessageId === undefined
+    ? { type: "ignored", reason, malformed: true }
+    : { type: "ignored", reason, platformMessageId, malformed: true };
+}
+
+/**
+ * Hands every message of one payload to `onMessage`, one after the other (the order Meta batched them in), and
+ * resolves when all were stored; the first rejection propagates and the rest wait for Meta's redelivery.
+ */
+export async function deliverOutcomes(
+  outcomes: readonly InboundOutcome[],
+  deps: { onMessage: OnMessage; memory: ChatMemory; log: Logger },
+): Promise<void> {
+  for (const outcome of outcomes) {
+    if (outcome.type === "ignored") {
+      const fields = { platformMessageId: outcome.platformMessageId, reason: outcome.reason };
+      if (outcome.malformed) deps.log.warn(fields, "webhook item with an unexpected shape ignored");
+      else deps.log.debug(fields, "webhook item ignored");
+      continue;
+    }
+    const { message } = outcome;
+    await deps.onMessage(message);
+    deps.memory.noteInbound(message.chat, message.platformMessageId, message.receivedAt);
+    deps.log.debug({ platformMessageId: message.platformMessageId, attachments: message.attachments.length }, "message stored");
+  }
+}

@@ -1,0 +1,24 @@
+import { renderMarkdown, type MarkdownStyle } from "../meta/markdown.ts";
+
+/**
+ * Markdown → WhatsApp's own formatting: *bold*, _italic_, ~strike~, `inline code`, ```monospace``` blocks,
+ * "- " lists and "> " quotes (WhatsApp shows all of these). Headings become bold lines, links "label (url)".
+ * The result is never longer than the Markdown, except a ">quote" without its space (send() falls back to the
+ * Markdown itself if the rendering ever passes the limit).
+ */
+const WHATSAPP_STYLE: MarkdownStyle = {
+  bold: (inner) => `*${inner}*`,
+  italic: (inner) => `_${inner}_`,
+  strike: (inner) => `~${inner}~`,
+  code: (text) => (text.includes("`") ? text : `\`${text}\``),
+  codeBlock: (text, closed) => (closed && text.trim() !== "" ? `\`\`\`${text}\`\`\`` : text),
+  heading: (inner) => (/^\*[^*].*\*$/s.test(inner) ? inner : `*${inner}*`),
+  bullet: (indent, inner) => `${indent}- ${inner}`,
+  quote: (inner) => `> ${inner}`,
+  link: (label, url) => (label === url ? url : `${label} (${url})`),
+  rule: () => "———",
+};
+
+export function markdownToWhatsApp(markdown: string): string {
+  return renderMarkdown(markdown, WHATSAPP_STYLE);
+}

@@ -1,0 +1,176 @@
+import { z } from "zod";
+import { chatKey, userKey } from "../../src/core/keys.ts";
+import type { Attachment, InboundMessage } from "../../src/core/types.ts";
+import { ignored, malformed, type InboundOutcome } from "../meta/inbound.ts";
+
+/**
+ * A WhatsApp Cloud API webhook payload → one outcome per message (and per status) in it, over every entry and
+ * every change. Pure; `now` stands in for a missing timestamp.
+ *
+ * Delivered: text, image, audio (voice notes too), document and video (as files), and the text of button and
+ * list replies. Ignored with a reason: statuses (sent/delivered/read), changes other than "messages", messages to
+ * another phone number of the same account, and stickers, locations, contacts, reactions, orders, system and
+ * unsupported messages: there is nothing in them to answer, and an empty message would make the service reply
+ * "I can only read text". (To answer them, turn the `unsupported type` outcome into a message in one place here.)
+ */
+
+const WA_ID = /^[\w.+-]{1,64}$/;
+
+const media = z.object({
+  id: z.string().min(1),
+  mime_type: z.string().optional(),
+  caption: z.string().optional(),
+  filename: z.string().optional(),
+});
+
+const messageSchema = z.object({
+  from: z.string().regex(WA_ID),
+  id: z.string().min(1).max(256),
+  timestamp: z.union([z.string(), z.number()]).optional(),
+  type: z.string(),
+  text: z.object({ body: z.string() }).optional(),
+  image: media.optional(),
+  audio: media.optional(),
+  document: media.optional(),
+  video: media.optional(),
+  button: z.object({ text: z.string() }).optional(),
+  interactive: z
+    .object({
+      button_reply: z.object({ title: z.string() }).optional(),
+      list_reply: z.object({ title: z.string() }).optional(),
+    })
+    .optional(),
+});
+type WhatsAppMessage = z.infer<typeof messageSchema>;
+
+const contactsSchema = z
+  .array(z.object({ wa_id: z.string().optional(), profile: z.object({ name: z.string().optional() }).optional() }))
+  .catch([]);
+
+const valueSchema = z.object({
+  metadata: z.object({ phone_number_id: z.string().min(1) }),
+  contacts: z.unknown().optional(),
+  messages: z.array(z.unknown()).optional(),
+  statuses: z.array(z.unknown()).optional(),
+});
+
+const rootSchema = z.object({ object: z.literal("whatsapp_business_account"), entry: z.array(z.unknown()) });
+const entrySchema = z.object({ changes: z.array(z.unknown()) });
+const changeSchema = z.object({ field: z.string(), value: z.unknown() });
+
+export interface WhatsAppNormalizeContext {
+  /** Ours: messages to another number of the same business account are not for this channel. */
+  phoneNumberId: string;
+  now: Date;
+}
+
+export function normalizeWhatsAppPayload(payload: unknown, context: WhatsAppNormalizeContext): InboundOutcome[] {
+  const root = rootSchema.safeParse(payload);
+  if (!root.success) return [malformed("not a WhatsApp Business Account payload")];
+  const outcomes: InboundOutcome[] = [];
+  for (const rawEntry of root.data.entry) {
+    const entry = entrySchema.safeParse(rawEntry);
+    if (!entry.success) {
+      outcomes.push(malformed("malformed entry"));
+      continue;
+    }
+    for (const rawChange of entry.data.changes) {
+      const parsedChange = changeSchema.safeParse(rawChange);
+      if (!parsedChange.success) {
+        outcomes.push(malformed("malformed change"));
+        continue;
+      }
+      const change = parsedChange.data;
+      if (change.field !== "messages") {
+        outcomes.push(ignored(`"${change.field.slice(0, 64)}" change`));
+        continue;
+      }
+      const value = valueSchema.safeParse(change.value);
+      if (!value.success) {
+        outcomes.push(malformed("malformed messages change"));
+        continue;
+      }
+      const { metadata, statuses = [], messages = [] } = value.data;
+      for (const _status of statuses) outcomes.push(ignored("status update"));
+      if (metadata.phone_number_id !== context.phoneNumberId) {
+        for (const _message of messages) outcomes.push(ignored(`message for another phone number id (${metadata.phone_number_id})`));
+        continue;
+      }
+      const contacts = contactsSchema.parse(value.data.contacts);
+      for (const raw of messages) {
+        const parsed = messageSchema.safeParse(raw);
+        if (!parsed.success) {
+          outcomes.push(malformed("malformed message", idOf(raw)));
+          continue;
+        }
+        const m = parsed.data;
+        const contact = contacts.find((c) => c.wa_id === m.from) ?? (contacts.length === 1 ? contacts[0] : undefined);
+        outcomes.push(normalizeMessage(m, contact?.profile?.name, context.now));
+      }
+    }
+  }
+  return outcomes;
+}
+
+function normalizeMessage(m: WhatsAppMessage, displayName: string | undefined, now: Date): InboundOutcome {
+  const content = contentOf(m);
+  if (content === undefined) return ignored(`unsupported type "${m.type}"`, m.id);
+  const message: InboundMessage = {
+    channel: "whatsapp-cloud",
+    platformMessageId: m.id,
+    chat: chatKey("whatsapp-cloud", m.from),
+    user: userKey("whatsapp-cloud", m.from),
+    ...(displayName ? { displayName } : {}),
+    isGroup: false,
+    mentionsBot: false,
+    replyToBot: false,
+    text: content.text,
+    attachments: content.attachments,
+    receivedAt: timestampOf(m.timestamp) ?? now,
+  };
+  return { type: "message", message };
+}
+
+function contentOf(m: WhatsAppMessage): { text: string; attachments: Attachment[] } | undefined {
+  const withFile = (kind: Attachment["kind"], file: z.infer<typeof media> | undefined) =>
+    file === undefined ? undefined : { text: file.caption ?? "", attachments: [attachment(kind, file)] };
+  switch (m.type) {
+    case "text":
+      return m.text === undefined ? undefined : { text: m.text.body, attachments: [] };
+    case "image":
+      return withFile("image", m.image);
+    case "audio":
+      return withFile("audio", m.audio);
+    case "document":
+      return withFile(m.document?.mime_type?.startsWith("image/") ? "image" : "file", m.document);
+    case "video":
+      return withFile("file", m.video);
+    case "button":
+      return m.button === undefined ? undefined : { text: m.button.text, attachments: [] };
+    case "interactive": {
+      const title = m.interactive?.button_reply?.title ?? m.interactive?.list_reply?.title;
+      return title === undefined ? undefined : { text: title, attachments: [] };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function attachment(kind: Attachment["kind"], file: z.infer<typeof media>): Attachment {
+  return {
+    kind,
+    ref: file.id,
+    ...(file.mime_type === undefined ? {} : { mimeType: file.mime_type.split(";")[0]!.trim() }),
+    ...(file.filename === undefined ? {} : { fileName: file.filename }),
+  };
+}
+
+function timestampOf(value: string | number | undefined): Date | undefined {
+  const seconds = typeof value === "string" && /^\d{1,12}$/.test(value) ? Number(value) : value;
+  return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0 ? new Date(seconds * 1000) : undefined;
+}
+
+function idOf(raw: unknown): string | undefined {
+  const id = typeof raw === "object" && raw !== null ? (raw as { id?: unknown }).id : undefined;
+  return typeof id === "string" ? id.slice(0, 256) : undefined;
+}
