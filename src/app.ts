@@ -2,7 +2,9 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
 import { createTelegramChannel } from "../channels/telegram/adapter.ts";
+import { createMessengerChannel } from "../channels/messenger/adapter.ts";
 import { createWebChannel } from "../channels/web/adapter.ts";
+import { createWhatsAppCloudChannel } from "../channels/whatsapp-cloud/adapter.ts";
 import type { Config } from "./config.ts";
 import { createConversationService } from "./conversation/service.ts";
 import { createConversationStore } from "./conversation/store.ts";
@@ -72,6 +74,17 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     if (telegram.webhookHandler) routers.push({ path: "/webhooks/telegram", router: telegram.webhookHandler, method: "post" });
   } else {
     log.info("Telegram is off: set TELEGRAM_BOT_TOKEN to connect a bot");
+  }
+  // Meta's webhooks verify a signature over the raw body: no JSON body parser may run before these routers.
+  if (config.whatsappCloud) {
+    const whatsapp = createWhatsAppCloudChannel({ ...config.whatsappCloud, log });
+    adapters.set("whatsapp-cloud", whatsapp.adapter);
+    routers.push({ path: "/webhooks/whatsapp", router: whatsapp.router });
+  }
+  if (config.messenger) {
+    const messenger = createMessengerChannel({ ...config.messenger, log });
+    adapters.set("messenger", messenger.adapter);
+    routers.push({ path: "/webhooks/messenger", router: messenger.router });
   }
 
   let workers: WorkerPool | undefined;

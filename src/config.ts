@@ -80,6 +80,13 @@ const schema = z
       z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, "must be 1-256 characters of A-Z a-z 0-9 _ -").optional(),
     ),
 
+    META_VERIFY_TOKEN: optionalString,
+    META_APP_SECRET: optionalString,
+    META_GRAPH_API_ROOT: url.default("https://graph.facebook.com/v23.0"),
+    WHATSAPP_CLOUD_TOKEN: optionalString,
+    WHATSAPP_CLOUD_PHONE_NUMBER_ID: optionalString.pipe(z.string().regex(/^\d+$/, "must be the numeric phone number id").optional()),
+    MESSENGER_PAGE_TOKEN: optionalString,
+
     MODELS_INSTANT: modelChain,
     OPENAI_API_KEY: optionalString,
     OPENAI_BASE_URL: optionalString.pipe(url.optional()),
@@ -105,6 +112,18 @@ const schema = z
         path: [missing],
         message: "webhook mode needs both TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET (unset both for long polling)",
       });
+    }
+    const metaChannels = [
+      c.WHATSAPP_CLOUD_TOKEN ? "WHATSAPP_CLOUD_TOKEN" : undefined,
+      c.MESSENGER_PAGE_TOKEN ? "MESSENGER_PAGE_TOKEN" : undefined,
+    ].filter(Boolean);
+    for (const name of ["META_APP_SECRET", "META_VERIFY_TOKEN"] as const) {
+      if (metaChannels.length > 0 && !c[name]) {
+        ctx.addIssue({ code: "custom", path: [name], message: `is required when ${metaChannels.join(" or ")} is set (webhooks fail closed)` });
+      }
+    }
+    if (c.WHATSAPP_CLOUD_TOKEN && !c.WHATSAPP_CLOUD_PHONE_NUMBER_ID) {
+      ctx.addIssue({ code: "custom", path: ["WHATSAPP_CLOUD_PHONE_NUMBER_ID"], message: "is required when WHATSAPP_CLOUD_TOKEN is set" });
     }
     if (c.TELEGRAM_WEBHOOK_URL && !c.TELEGRAM_BOT_TOKEN) {
       ctx.addIssue({ code: "custom", path: ["TELEGRAM_BOT_TOKEN"], message: "is required when TELEGRAM_WEBHOOK_URL is set" });
@@ -154,6 +173,25 @@ function toConfig(e: z.output<typeof schema>) {
               : undefined,
         }
       : undefined,
+    whatsappCloud:
+      e.WHATSAPP_CLOUD_TOKEN && e.WHATSAPP_CLOUD_PHONE_NUMBER_ID && e.META_APP_SECRET && e.META_VERIFY_TOKEN
+        ? {
+            token: e.WHATSAPP_CLOUD_TOKEN,
+            phoneNumberId: e.WHATSAPP_CLOUD_PHONE_NUMBER_ID,
+            appSecret: e.META_APP_SECRET,
+            verifyToken: e.META_VERIFY_TOKEN,
+            graphApiRoot: e.META_GRAPH_API_ROOT,
+          }
+        : undefined,
+    messenger:
+      e.MESSENGER_PAGE_TOKEN && e.META_APP_SECRET && e.META_VERIFY_TOKEN
+        ? {
+            token: e.MESSENGER_PAGE_TOKEN,
+            appSecret: e.META_APP_SECRET,
+            verifyToken: e.META_VERIFY_TOKEN,
+            graphApiRoot: e.META_GRAPH_API_ROOT,
+          }
+        : undefined,
     models: {
       instant: e.MODELS_INSTANT,
       timeoutMs: e.MODEL_TIMEOUT_SECONDS * 1000,
@@ -179,6 +217,12 @@ export function secretsOf(config: Config): string[] {
   return [
     config.telegram?.token,
     config.telegram?.webhook?.secret,
+    config.whatsappCloud?.token,
+    config.whatsappCloud?.appSecret,
+    config.whatsappCloud?.verifyToken,
+    config.messenger?.token,
+    config.messenger?.appSecret,
+    config.messenger?.verifyToken,
     config.providers.openai.apiKey,
     config.providers.anthropic.apiKey,
     config.providers.google.apiKey,
