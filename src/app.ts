@@ -5,6 +5,7 @@ import { createTelegramChannel } from "../channels/telegram/adapter.ts";
 import { createMessengerChannel } from "../channels/messenger/adapter.ts";
 import { createWebChannel } from "../channels/web/adapter.ts";
 import { createWhatsAppCloudChannel } from "../channels/whatsapp-cloud/adapter.ts";
+import { createWhatsAppWebChannel } from "../channels/whatsapp/adapter.ts";
 import type { Config } from "./config.ts";
 import { createConversationService } from "./conversation/service.ts";
 import { createConversationStore } from "./conversation/store.ts";
@@ -81,6 +82,12 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     adapters.set("whatsapp-cloud", whatsapp.adapter);
     routers.push({ path: "/webhooks/whatsapp", router: whatsapp.router });
   }
+  if (config.whatsappWeb) {
+    const whatsapp = createWhatsAppWebChannel({ dataDir: config.dataDir, chromiumPath: config.whatsappWeb.chromiumPath, log });
+    adapters.set("whatsapp", whatsapp.adapter);
+  } else {
+    log.info("WhatsApp (personal number) is off: set WHATSAPP_WEB=true to link it by QR code");
+  }
   if (config.messenger) {
     const messenger = createMessengerChannel({ ...config.messenger, log });
     adapters.set("messenger", messenger.adapter);
@@ -97,7 +104,8 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   const app = createHttpApp({
     routers,
     readiness: async () => {
-      const channels = Object.fromEntries([...adapters].map(([name, adapter]) => [name, adapter.status()]));
+      // States only: a detail can carry a login QR code, which must not be readable by anyone who can reach /readyz.
+      const channels = Object.fromEntries([...adapters].map(([name, adapter]) => [name, adapter.status().state]));
       try {
         await database.db.execute(sql`select 1`);
         return { ok: true, database: "ok", channels };

@@ -86,6 +86,8 @@ const schema = z
     WHATSAPP_CLOUD_TOKEN: optionalString,
     WHATSAPP_CLOUD_PHONE_NUMBER_ID: optionalString.pipe(z.string().regex(/^\d+$/, "must be the numeric phone number id").optional()),
     MESSENGER_PAGE_TOKEN: optionalString,
+    WHATSAPP_WEB: z.stringbool().default(false),
+    CHROMIUM_PATH: z.string().trim().min(1).default("/usr/bin/chromium"),
 
     MODELS_INSTANT: modelChain,
     OPENAI_API_KEY: optionalString,
@@ -183,6 +185,7 @@ function toConfig(e: z.output<typeof schema>) {
             graphApiRoot: e.META_GRAPH_API_ROOT,
           }
         : undefined,
+    whatsappWeb: e.WHATSAPP_WEB ? { chromiumPath: e.CHROMIUM_PATH } : undefined,
     messenger:
       e.MESSENGER_PAGE_TOKEN && e.META_APP_SECRET && e.META_VERIFY_TOKEN
         ? {

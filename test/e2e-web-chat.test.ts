@@ -5,14 +5,15 @@ import { createTestDatabase, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
 
 /** Reads server-sent events from a fetch body until `until` says enough. */
-async function readEvents(body: ReadableStream<Uint8Array>, until: (events: Array<{ event: string; data: any }>) => boolean) {
-  const events: Array<{ event: string; data: any }> = [];
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+async function readEvents(body: ReadableStream<Uint8Array>, until: (events: Array<{ event: string; data: { text?: string } }>) => boolean) {
+  const events: Array<{ event: string; data: { text?: string } }> = [];
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
   let buffer = "";
   while (!until(events)) {
     const { value, done } = await reader.read();
     if (done) break;
-    buffer += value;
+    buffer += decoder.decode(value, { stream: true });
     let end: number;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, end);
