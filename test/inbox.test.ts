@@ -62,8 +62,10 @@ describe.each(DATABASE_KINDS)("inbox on %s", (kind) => {
   });
 
   it("never gives the same row to two concurrent claims", async () => {
-    for (let chat = 0; chat < 20; chat++) await inbox.accept(message(`c${chat}`, 1));
-    const claims = await Promise.all(Array.from({ length: 30 }, () => inbox.claim()));
+    // A lease long enough that no claim runs out while the 30 claims race, however slow the machine.
+    const longLease = createInbox({ db: database.db, leaseMs: 600_000 });
+    for (let chat = 0; chat < 20; chat++) await longLease.accept(message(`c${chat}`, 1));
+    const claims = await Promise.all(Array.from({ length: 30 }, () => longLease.claim()));
     const ids = claims.filter((c) => c !== null).map((c) => c.id);
     expect(ids).toHaveLength(20);
     expect(new Set(ids).size).toBe(20);
