@@ -150,6 +150,32 @@ describe("download", () => {
     expect(fake.downloads).toContain(file.file_path);
   });
 
+  it("ends a download that hangs mid-body when the caller aborts, with the caller's reason", async () => {
+    let bodyStarted: () => void = () => {};
+    const started = new Promise<void>((resolve) => (bodyStarted = resolve));
+    const hangingFetch: typeof fetch = async (input, init) => {
+      const url = String(input instanceof Request ? input.url : input);
+      if (!url.includes("/file/")) return fetch(input, init);
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (!sent) controller.enqueue(new Uint8Array(10));
+          sent = true;
+          bodyStarted();
+          return new Promise(() => {}); // never another chunk, never the end
+        },
+      });
+      return new Response(body, { status: 200 });
+    };
+    const hanging = createTelegramChannel({ token: fake.token, apiRoot: fake.url, log: logs.log, fetch: hangingFetch }).adapter;
+    const file = fake.registerFile(bytes(100));
+    const controller = new AbortController();
+    const reading = hanging.download!({ kind: "file", ref: file.file_id }, 1000, controller.signal);
+    await started;
+    controller.abort(new Error("job cancelled"));
+    await expect(reading).rejects.toThrow("job cancelled");
+  });
+
   it("never puts the token in an error, even when the fetch error quotes the file URL", async () => {
     const local = captureLog();
     const leakyFetch: typeof fetch = async (input, init) => {

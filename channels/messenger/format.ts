@@ -1,4 +1,4 @@
-import { renderMarkdown, type MarkdownStyle } from "../meta/markdown.ts";
+import { renderMarkdown, type MarkdownStyle } from "../../src/core/markdown.ts";
 
 /**
  * Markdown → plain text for Messenger, which shows no formatting: markers are dropped, code keeps its text,
@@ -6,6 +6,7 @@ import { renderMarkdown, type MarkdownStyle } from "../meta/markdown.ts";
  * (except a ">quote" without its space; send() falls back to the Markdown if the limit is ever passed).
  */
 const PLAIN_STYLE: MarkdownStyle = {
+  text: (text) => text,
   bold: (inner) => inner,
   italic: (inner) => inner,
   strike: (inner) => inner,
@@ -13,7 +14,7 @@ const PLAIN_STYLE: MarkdownStyle = {
   codeBlock: (text) => text,
   heading: (inner) => inner,
   bullet: (indent, inner) => `${indent}• ${inner}`,
-  quote: (inner) => `> ${inner}`,
+  quote: (lines) => lines.map((line) => `${"> ".repeat(line.depth)}${line.text}`).join("\n"),
   link: (label, url) => (label === url ? url : `${label} (${url})`),
   rule: () => "———",
 };

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { chatKey, userKey } from "../../src/core/keys.ts";
 import type { Attachment, InboundMessage } from "../../src/core/types.ts";
-import { ignored, malformed, type InboundOutcome } from "../meta/inbound.ts";
+import { ignored, malformed, normalizeEntries, type InboundOutcome } from "../meta/inbound.ts";
 
 /**
  * A Messenger webhook payload (`object: "page"`) → one outcome per item of every entry's `messaging` array. Pure;
@@ -33,25 +33,17 @@ const itemSchema = z.object({
     .optional(),
 });
 
-const rootSchema = z.object({ object: z.literal("page"), entry: z.array(z.unknown()) });
 const entrySchema = z.object({ messaging: z.array(z.unknown()).optional() });
 
 const EVENTS = ["delivery", "read", "postback", "reaction", "optin", "referral", "account_linking", "message_edit"] as const;
 
 export function normalizeMessengerPayload(payload: unknown, context: { now: Date }): InboundOutcome[] {
-  const root = rootSchema.safeParse(payload);
-  if (!root.success) return [malformed("not a Messenger page payload")];
-  const outcomes: InboundOutcome[] = [];
-  for (const rawEntry of root.data.entry) {
-    const entry = entrySchema.safeParse(rawEntry);
-    if (!entry.success) {
-      outcomes.push(malformed("malformed entry"));
-      continue;
-    }
+  return normalizeEntries(
+    payload,
+    { object: "page", entry: entrySchema, notOurs: "not a Messenger page payload" },
     // An entry without `messaging` carries another field (standby, changes): not for this channel.
-    for (const raw of entry.data.messaging ?? []) outcomes.push(normalizeItem(raw, context.now));
-  }
-  return outcomes;
+    (entry) => (entry.messaging ?? []).map((raw) => normalizeItem(raw, context.now)),
+  );
 }
 
 function normalizeItem(raw: unknown, now: Date): InboundOutcome {

@@ -1,4 +1,5 @@
 import { DeliveryError, RefusedInputError } from "../../src/core/errors.ts";
+import { readResponseCapped } from "../../src/core/read-capped.ts";
 import { causeText, mapGraphError, redactToken, type GraphFailure } from "./errors.ts";
 
 /** The Graph API version Parley speaks, chosen once for both channels. */
@@ -120,63 +121,13 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
         }
         throw new DeliveryError(`${platform} download failed with HTTP ${response.status}`, response.status >= 500 || response.status === 429);
       }
-      const declared = Number(response.headers.get("content-length") ?? Number.NaN);
-      if (declared > maxBytes) {
-        await response.body.cancel().catch(() => {});
-        throw fileTooLarge(maxBytes, declared);
+      try {
+        return await readResponseCapped(response, maxBytes, signal);
+      } catch (error) {
+        if (error instanceof RefusedInputError) throw error;
+        if (signal.aborted) throw signal.reason;
+        throw new DeliveryError(redactToken(`${platform} download failed: ${causeText(error)}`, token), true);
       }
-      return readCapped(response.body, maxBytes, signal, (error) =>
-        new DeliveryError(redactToken(`${platform} download failed: ${causeText(error)}`, token), true),
-      );
     },
   };
-}
-
-async function readCapped(
-  body: ReadableStream<Uint8Array>,
-  maxBytes: number,
-  signal: AbortSignal,
-  onError: (error: unknown) => Error,
-): Promise<Uint8Array> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw fileTooLarge(maxBytes);
-      }
-      chunks.push(value);
-    }
-  } catch (error) {
-    if (error instanceof RefusedInputError) throw error;
-    if (signal.aborted) throw signal.reason;
-    throw onError(error);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
-}
-
-/** The refusal the user sees when a file is over the cap. */
-export function fileTooLarge(maxBytes: number, size?: number): RefusedInputError {
-  const limit = megabytes(maxBytes);
-  return new RefusedInputError(
-    size === undefined
-      ? `That file is too large for me: the limit is ${limit}.`
-      : `That file is too large for me (${megabytes(size)}): the limit is ${limit}.`,
-  );
-}
-
-function megabytes(bytes: number): string {
-  const mb = bytes / (1024 * 1024);
-  return `${mb >= 10 ? Math.round(mb) : Math.round(mb * 10) / 10} MB`;
 }

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { z } from "zod";
 import type { InboundMessage, OnMessage } from "../../src/core/types.ts";
 import type { ChatMemory } from "./chat-memory.ts";
 
@@ -20,6 +21,24 @@ export function malformed(reason: string, platformMessageId?: string): InboundOu
   return platformMessageId === undefined
     ? { type: "ignored", reason, malformed: true }
     : { type: "ignored", reason, platformMessageId, malformed: true };
+}
+
+/**
+ * Meta's webhook envelope, `{ object, entry: [...] }`, the same for Messenger and WhatsApp: each entry parsed with
+ * `entry` and turned into outcomes by `each`, in order. A payload for another object is one `malformed` outcome
+ * saying `notOurs`; an entry of another shape is a `malformed` outcome in its place.
+ */
+export function normalizeEntries<T>(
+  payload: unknown,
+  envelope: { object: string; entry: z.ZodType<T>; notOurs: string },
+  each: (entry: T) => InboundOutcome[],
+): InboundOutcome[] {
+  const root = z.object({ object: z.literal(envelope.object), entry: z.array(z.unknown()) }).safeParse(payload);
+  if (!root.success) return [malformed(envelope.notOurs)];
+  return root.data.entry.flatMap((raw) => {
+    const entry = envelope.entry.safeParse(raw);
+    return entry.success ? each(entry.data) : [malformed("malformed entry")];
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { chatKey, userKey } from "../../src/core/keys.ts";
 import type { Attachment, InboundMessage } from "../../src/core/types.ts";
-import { ignored, malformed, type InboundOutcome } from "../meta/inbound.ts";
+import { ignored, malformed, normalizeEntries, type InboundOutcome } from "../meta/inbound.ts";
 
 /**
  * A WhatsApp Cloud API webhook payload → one outcome per message (and per status) in it, over every entry and
@@ -54,7 +54,6 @@ const valueSchema = z.object({
   statuses: z.array(z.unknown()).optional(),
 });
 
-const rootSchema = z.object({ object: z.literal("whatsapp_business_account"), entry: z.array(z.unknown()) });
 const entrySchema = z.object({ changes: z.array(z.unknown()) });
 const changeSchema = z.object({ field: z.string(), value: z.unknown() });
 
@@ -65,49 +64,36 @@ export interface WhatsAppNormalizeContext {
 }
 
 export function normalizeWhatsAppPayload(payload: unknown, context: WhatsAppNormalizeContext): InboundOutcome[] {
-  const root = rootSchema.safeParse(payload);
-  if (!root.success) return [malformed("not a WhatsApp Business Account payload")];
-  const outcomes: InboundOutcome[] = [];
-  for (const rawEntry of root.data.entry) {
-    const entry = entrySchema.safeParse(rawEntry);
-    if (!entry.success) {
-      outcomes.push(malformed("malformed entry"));
+  return normalizeEntries(
+    payload,
+    { object: "whatsapp_business_account", entry: entrySchema, notOurs: "not a WhatsApp Business Account payload" },
+    (entry) => entry.changes.flatMap((raw) => normalizeChange(raw, context)),
+  );
+}
+
+function normalizeChange(rawChange: unknown, context: WhatsAppNormalizeContext): InboundOutcome[] {
+  const parsedChange = changeSchema.safeParse(rawChange);
+  if (!parsedChange.success) return [malformed("malformed change")];
+  const change = parsedChange.data;
+  if (change.field !== "messages") return [ignored(`"${change.field.slice(0, 64)}" change`)];
+  const value = valueSchema.safeParse(change.value);
+  if (!value.success) return [malformed("malformed messages change")];
+  const { metadata, statuses = [], messages = [] } = value.data;
+  const outcomes: InboundOutcome[] = statuses.map(() => ignored("status update"));
+  if (metadata.phone_number_id !== context.phoneNumberId) {
+    for (const _message of messages) outcomes.push(ignored(`message for another phone number id (${metadata.phone_number_id})`));
+    return outcomes;
+  }
+  const contacts = contactsSchema.parse(value.data.contacts);
+  for (const raw of messages) {
+    const parsed = messageSchema.safeParse(raw);
+    if (!parsed.success) {
+      outcomes.push(malformed("malformed message", idOf(raw)));
       continue;
     }
-    for (const rawChange of entry.data.changes) {
-      const parsedChange = changeSchema.safeParse(rawChange);
-      if (!parsedChange.success) {
-        outcomes.push(malformed("malformed change"));
-        continue;
-      }
-      const change = parsedChange.data;
-      if (change.field !== "messages") {
-        outcomes.push(ignored(`"${change.field.slice(0, 64)}" change`));
-        continue;
-      }
-      const value = valueSchema.safeParse(change.value);
-      if (!value.success) {
-        outcomes.push(malformed("malformed messages change"));
-        continue;
-      }
-      const { metadata, statuses = [], messages = [] } = value.data;
-      for (const _status of statuses) outcomes.push(ignored("status update"));
-      if (metadata.phone_number_id !== context.phoneNumberId) {
-        for (const _message of messages) outcomes.push(ignored(`message for another phone number id (${metadata.phone_number_id})`));
-        continue;
-      }
-      const contacts = contactsSchema.parse(value.data.contacts);
-      for (const raw of messages) {
-        const parsed = messageSchema.safeParse(raw);
-        if (!parsed.success) {
-          outcomes.push(malformed("malformed message", idOf(raw)));
-          continue;
-        }
-        const m = parsed.data;
-        const contact = contacts.find((c) => c.wa_id === m.from) ?? (contacts.length === 1 ? contacts[0] : undefined);
-        outcomes.push(normalizeMessage(m, contact?.profile?.name, context.now));
-      }
-    }
+    const m = parsed.data;
+    const contact = contacts.find((c) => c.wa_id === m.from) ?? (contacts.length === 1 ? contacts[0] : undefined);
+    outcomes.push(normalizeMessage(m, contact?.profile?.name, context.now));
   }
   return outcomes;
 }

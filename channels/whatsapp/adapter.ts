@@ -3,8 +3,7 @@ import type { Logger } from "pino";
 import { DeliveryError, errorMessage } from "../../src/core/errors.ts";
 import { isKey, parseKey } from "../../src/core/keys.ts";
 import type { ChannelAdapter, ChatKey } from "../../src/core/types.ts";
-// WhatsApp's formatting is the same whichever API carries the text: one converter for both WhatsApp channels.
-import { markdownToWhatsApp } from "../whatsapp-cloud/format.ts";
+import { markdownToWhatsApp } from "../../src/core/whatsapp-markers.ts";
 import { CHROMIUM_ARGS, createWhatsAppWebClient } from "./client-factory.ts";
 import type { CreateWhatsAppClient, WhatsAppClientPort, WhatsAppMessage } from "./client-port.ts";
 import { downloadWhatsAppMedia } from "./download.ts";
@@ -20,7 +19,8 @@ import { settleWithin, systemTimers, type Backoff, type Timers } from "./timers.
  * session is kept on disk (LocalAuth, `<dataDir>/whatsapp-session`), and a headless system Chromium runs WhatsApp
  * Web. The library is unofficial and fragile, so supervisor.ts keeps the client alive; this file turns its
  * messages into InboundMessages and Parley's replies into WhatsApp messages (formatted by the converter the
- * WhatsApp Cloud channel uses: the markers are WhatsApp's, whichever API carries them).
+ * WhatsApp Cloud channel uses too, src/core/whatsapp-markers.ts: the markers are WhatsApp's, whichever API
+ * carries them).
  *
  * Inbound: WhatsApp does not deliver a message twice, so one that cannot be stored yet is retried in memory
  * (inbound-queue.ts). Outbound: `send` refuses (retryable) while WhatsApp Web is not ready, rather than letting the

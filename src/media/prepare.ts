@@ -1,10 +1,10 @@
 import { DeliveryError, RefusedInputError, errorMessage } from "../core/errors.ts";
+import { tooLargeError } from "../core/read-capped.ts";
 import type { Attachment } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import { formatDuration } from "./limits.ts";
 import { prepareImage, type ImageLimits } from "./image.ts";
-import { tooLargeError } from "./read-capped.ts";
 import { sniff } from "./sniff.ts";
 import { storeMedia } from "./store.ts";
 import { checkVoiceBeforeDownload, transcribe, TranscriptionFailedError, type TranscribeConfig, type Transcript } from "./transcribe.ts";

@@ -1,10 +1,11 @@
-import { RefusedInputError } from "../core/errors.ts";
-import { formatMegabytes } from "./limits.ts";
+import { RefusedInputError } from "./errors.ts";
 
 /**
- * The download guard every channel's `download` can share: reads a body to its end, but stops pulling and cancels
- * the source as soon as more than `maxBytes` arrived, whatever size the platform declared (or didn't). Nothing
- * beyond the cap plus one chunk is ever held. Depends on src/core only, so channels/ may import it.
+ * The download guard every channel's `download` shares: reads a body to its end, but stops pulling and cancels the
+ * source as soon as more than `maxBytes` arrived, whatever size the platform declared (or didn't). Nothing beyond
+ * the cap plus one chunk is ever held. Over the cap it throws the RefusedInputError of `tooLargeError`; when
+ * `signal` aborts it rejects with the signal's reason at once, even while the source hangs; any other failure of
+ * the source is thrown as it is, for the channel to map.
  */
 export async function readCapped(
   body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
@@ -36,6 +37,20 @@ export async function readCapped(
   return concat(chunks, total);
 }
 
+/**
+ * A fetch response's body, refused before reading when its Content-Length is over the cap (the body is then
+ * cancelled), else read with `readCapped`. The caller has already checked the status; a missing body is empty.
+ */
+export async function readResponseCapped(response: Response, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+  if (!response.body) return new Uint8Array(0);
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxBytes) {
+    await response.body.cancel().catch(() => {});
+    throw tooLargeError(maxBytes, declared);
+  }
+  return readCapped(response.body, maxBytes, signal);
+}
+
 /** The refusal for a file over the cap, worded the same for a declared size and a counted one. */
 export function tooLargeError(maxBytes: number, sizeBytes?: number): RefusedInputError {
   const limit = formatMegabytes(maxBytes);
@@ -44,6 +59,13 @@ export function tooLargeError(maxBytes: number, sizeBytes?: number): RefusedInpu
       ? `That file is too large for me: the limit is ${limit}.`
       : `That file is too large for me (${formatMegabytes(sizeBytes)}): the limit is ${limit}.`,
   );
+}
+
+/** "8.5 MB", "25 MB", "600 KB": sizes as people read them in a refusal. */
+export function formatMegabytes(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${Math.ceil(bytes / 1024)} KB`;
+  const mb = bytes / (1024 * 1024);
+  return `${mb >= 10 ? Math.round(mb) : Math.round(mb * 10) / 10} MB`;
 }
 
 interface ChunkSource {

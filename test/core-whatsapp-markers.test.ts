@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { markdownToWhatsApp } from "../channels/whatsapp-cloud/format.ts";
+import { markdownToWhatsApp } from "../src/core/whatsapp-markers.ts";
 
 describe("markdownToWhatsApp", () => {
   it.each([

@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { RefusedInputError } from "../src/core/errors.ts";
-import { readCapped, tooLargeError } from "../src/media/read-capped.ts";
+import { readCapped, readResponseCapped, tooLargeError } from "../src/core/read-capped.ts";
 
 const MB = 1024 * 1024;
 
@@ -111,5 +111,26 @@ describe("readCapped", () => {
   it("words a refusal with the declared size", () => {
     expect(tooLargeError(10 * MB, 30 * MB).userMessage).toBe("That file is too large for me (30 MB): the limit is 10 MB.");
     expect(tooLargeError(5 * MB, 8.4 * MB).userMessage).toBe("That file is too large for me (8.4 MB): the limit is 5 MB.");
+  });
+});
+
+describe("readResponseCapped", () => {
+  it("refuses a declared Content-Length over the cap before reading, and cancels the body", async () => {
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull: () => expect.fail("nothing should be read"),
+      cancel() {
+        cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    const response = new Response(body, { headers: { "content-length": String(30 * MB) } });
+    const error = await readResponseCapped(response, 10 * MB, new AbortController().signal).catch((e: unknown) => e);
+    expect((error as RefusedInputError).userMessage).toBe("That file is too large for me (30 MB): the limit is 10 MB.");
+    expect(cancelled).toBe(true);
+  });
+
+  it("reads a body within the cap", async () => {
+    const response = new Response(new Uint8Array([1, 2, 3]));
+    await expect(readResponseCapped(response, 3, new AbortController().signal)).resolves.toEqual(new Uint8Array([1, 2, 3]));
   });
 });
