@@ -1,21 +1,23 @@
 import type { ChannelAdapter, ChannelName } from "../core/types.ts";
 import { DeliveryError, RateLimitedError, errorMessage } from "../core/errors.ts";
 import type { Inbox, InboxItem } from "../inbox/inbox.ts";
-import { capabilitiesOf } from "../models/capabilities.ts";
-import { ModelUnavailableError, type ModelRouter } from "../models/router.ts";
+import { modelsOf, runMode, type CallLog, type ModeName, type ModeResult, type ModeSettings } from "../modes/index.ts";
+import { requirementsOf, type ModelRouter } from "../models/router.ts";
 import { estimateTokens } from "../models/tokens.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { PublicFetchOptions } from "../tools/public-fetch.ts";
+import { createToolSet } from "../tools/registry.ts";
 import { type AccessPolicy, decideAccess } from "./access.ts";
-import { FORGET_ASK, HELP_TEXT, parseCommand, type Command } from "./commands.ts";
+import { ASK_EMPTY_TEXT, BAD_MODE_TEXT, FORGET_ASK, HELP_TEXT, modeText, parseCommand, type Command } from "./commands.ts";
 import { buildPrompt, defaultSystemPrompt } from "./prompt.ts";
 import { createReplyStream } from "./reply-stream.ts";
-import type { ConversationStore, MessageRow } from "./store.ts";
+import type { ConversationStore, MessageRow, UserRow } from "./store.ts";
 import { foldIntoSummary } from "./summary.ts";
 
 /**
- * The conversation service: what happens to one claimed inbox row. Policy, commands, history, the model call and
- * the delivery of the reply, each step recorded so that a retry continues where the last attempt stopped: a stored
- * user turn is not stored twice, a generated reply is delivered without a second model call.
+ * The conversation service: what happens to one claimed inbox row. Policy, commands, history, the mode that answers
+ * (src/modes) and the delivery of the reply, each step recorded so that a retry continues where the last attempt
+ * stopped: a stored user turn is not stored twice, a generated reply is delivered without a second model call.
  */
 
 export interface ConversationServiceDeps {
@@ -24,11 +26,17 @@ export interface ConversationServiceDeps {
   adapters: ReadonlyMap<ChannelName, ChannelAdapter>;
   /** Null when no model is configured: Parley still runs and says what to set. */
   router: ModelRouter | null;
+  /** The modes' chains and limits; the instant chain alone when omitted. */
+  modes?: ModeSettings;
+  /** Tools offered to models that take them, and what they need. */
+  tools?: { enabled: readonly string[]; timeZone: string; web?: Partial<PublicFetchOptions> };
   access: AccessPolicy;
   systemPrompt?: string;
   historyMaxTokens: number;
   log: Logger;
   clock?: () => Date;
+  /** Removes secrets from texts stored outside the router's own records. */
+  scrub?: (text: string) => string;
   /** How often a failing message is tried before the user is told. */
   maxAttempts?: number;
   /** The first retry delay after a failure; it doubles with each attempt, up to a minute. */
@@ -47,12 +55,26 @@ const HISTORY_PAGE = 500;
 export function createConversationService(deps: ConversationServiceDeps) {
   const { store, inbox, adapters, router, access, log } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const scrub = deps.scrub ?? ((text: string) => text);
   const maxAttempts = deps.maxAttempts ?? 3;
   const retryBaseMs = deps.retryBaseMs ?? 2_000;
   const backoffMs = (attempts: number) => Math.min(60_000, retryBaseMs * 2 ** Math.max(0, attempts - 1));
-  const budgetTokens = router
-    ? Math.min(deps.historyMaxTokens, ...router.chain.map((ref) => Math.floor(capabilitiesOf(ref).contextWindow / 2)))
-    : deps.historyMaxTokens;
+  const instantChain = router?.chain ?? [];
+  const modes: ModeSettings = deps.modes ?? {
+    chains: { instant: instantChain, thinking: instantChain, contemplating: [instantChain], synthesis: instantChain },
+    contemplate: { agents: 3, agentTimeoutMs: 90_000, maxOutputTokens: 4_096, budgetTokens: 12_000 },
+    maxSteps: 5,
+  };
+  const timeZone = deps.tools?.timeZone ?? "UTC";
+  /** The history budget of a mode: the smallest context window among its models, halved, within the setting. */
+  const budgetTokens = (mode: ModeName) =>
+    router
+      ? Math.min(deps.historyMaxTokens, ...modelsOf(mode, modes).map((ref) => Math.floor(router.capabilities(ref).contextWindow / 2)))
+      : deps.historyMaxTokens;
+  const calls: CallLog = {
+    open: (call) => store.recordCall(call),
+    close: (id, patch) => store.updateCall(id, { ...patch, error: patch.error === undefined ? undefined : scrub(patch.error) }),
+  };
 
   /** Sends a short, complete text (no preview) and returns when every chunk is delivered. */
   const say = async (adapter: ChannelAdapter, item: InboxItem, text: string) => {
@@ -65,7 +87,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
     await store.markDelivered(stored.id, messageIds);
   };
 
-  const runCommand = async (adapter: ChannelAdapter, item: InboxItem, command: Command) => {
+  const runCommand = async (adapter: ChannelAdapter, item: InboxItem, command: Command, user: UserRow) => {
     const { message } = item;
     switch (command.type) {
       case "help":
@@ -79,20 +101,34 @@ export function createConversationService(deps: ConversationServiceDeps) {
         log.info({ user: message.user, messages }, "user data forgotten on request");
         return say(adapter, item, "Done: everything stored about you is deleted.");
       }
+      case "mode":
+        if (command.set) await store.setDefaultMode(message.user, command.set);
+        return say(adapter, item, modeText(command.set ?? user.defaultMode, modes.contemplate.agents, command.set !== undefined));
+      case "bad-mode":
+        return say(adapter, item, BAD_MODE_TEXT(command.given));
+      case "ask":
+        // Answered by `answer`; only an empty one gets here.
+        return say(adapter, item, ASK_EMPTY_TEXT(command.mode));
       case "unknown":
         return say(adapter, item, `I don't know the command /${command.name}. Send /help to see what I understand.`);
     }
   };
 
-  const answer = async (adapter: ChannelAdapter, item: InboxItem, signal: AbortSignal): Promise<"done" | "requeued"> => {
+  const answer = async (
+    adapter: ChannelAdapter,
+    item: InboxItem,
+    signal: AbortSignal,
+    mode: ModeName,
+    text: string,
+  ): Promise<"done" | "requeued"> => {
     const { message } = item;
     const conversation = await store.openConversation(message.user, message.chat);
     await store.addTurn({
       conversationId: conversation.id,
       inboxId: item.id,
       role: "user",
-      text: message.text,
-      tokens: estimateTokens(message.text),
+      text,
+      tokens: estimateTokens(text),
     });
     if (!router) {
       await say(adapter, item, NO_MODEL_REPLY);
@@ -100,51 +136,71 @@ export function createConversationService(deps: ConversationServiceDeps) {
     }
     const recent = await store.recentTurns(conversation.id, conversation.summaryThroughId ?? 0, HISTORY_PAGE);
     const prompt = buildPrompt({
-      system: deps.systemPrompt ?? defaultSystemPrompt(clock()),
+      system: deps.systemPrompt ?? defaultSystemPrompt(clock(), timeZone),
       summary: conversation.summary,
       recent,
-      budgetTokens,
+      budgetTokens: budgetTokens(mode),
     });
 
     const reply = createReplyStream({ adapter, chat: message.chat, isGroup: message.isGroup, replyTo: replyTarget(item) });
-    let text: string;
+    const tools =
+      deps.tools && deps.tools.enabled.length > 0
+        ? createToolSet(deps.tools.enabled, { now: clock, timeZone, web: deps.tools.web })
+        : undefined;
+    let result: ModeResult;
     try {
-      const result = await router.stream({
+      result = await runMode(mode, {
+        router,
+        settings: modes,
         system: prompt.system,
         messages: prompt.messages,
+        requires: requirementsOf(prompt.messages),
+        tools,
+        output: reply,
         signal,
-        trace: { purpose: "answer", inboxId: item.id, userKey: message.user, mode: "instant" },
-        onDelta: (delta) => reply.push(delta),
-        onReset: () => reply.reset(),
+        trace: { inboxId: item.id, userKey: message.user },
+        calls,
+        log,
       });
-      text = result.text;
     } catch (error) {
       await reply.abort();
       if (signal.aborted) {
         await inbox.retryLater(item.id, "stopped while answering", 0);
         return "requeued";
       }
-      if (!(error instanceof ModelUnavailableError)) throw error;
-      if (item.attempts < maxAttempts) {
-        log.warn({ inboxId: item.id, attempt: item.attempts, reason: error.message }, "no model answered; retrying later");
-        await inbox.retryLater(item.id, error.message, backoffMs(item.attempts));
+      throw error;
+    }
+
+    switch (result.type) {
+      case "refused":
+        await reply.abort();
+        await say(adapter, item, result.reply);
+        return "done";
+      case "unavailable": {
+        await reply.abort();
+        if (item.attempts < maxAttempts) {
+          log.warn({ inboxId: item.id, attempt: item.attempts, reason: result.reason }, "no model answered; retrying later");
+          await inbox.retryLater(item.id, scrub(result.reason), backoffMs(item.attempts));
+          return "requeued";
+        }
+        log.error({ inboxId: item.id, reason: result.reason }, "no model answered; giving up on this message");
+        await say(adapter, item, MODEL_FAILED_REPLY);
+        await inbox.fail(item.id, scrub(result.reason));
         return "requeued";
       }
-      log.error({ inboxId: item.id, reason: error.message }, "no model answered; giving up on this message");
-      await say(adapter, item, MODEL_FAILED_REPLY);
-      await inbox.fail(item.id, error.message);
-      return "requeued";
+      case "answer":
+        break;
     }
 
     const stored = await store.addTurn({
       conversationId: conversation.id,
       inboxId: item.id,
       role: "assistant",
-      text,
-      tokens: estimateTokens(text),
-      mode: "instant",
+      text: result.text,
+      tokens: estimateTokens(result.text),
+      mode: result.mode,
     });
-    const { messageIds } = await reply.finish(text);
+    const { messageIds } = await reply.finish(result.text);
     await store.markDelivered(stored.id, messageIds);
 
     if (prompt.overflow && prompt.oldestIncludedId !== null) {
@@ -182,15 +238,16 @@ export function createConversationService(deps: ConversationServiceDeps) {
       return "ignored";
     }
     const command = parseCommand(message.text);
+    if (command?.type === "ask" && command.text !== "") return answer(adapter, item, signal, command.mode, command.text);
     if (command) {
-      await runCommand(adapter, item, command);
+      await runCommand(adapter, item, command, user);
       return "done";
     }
     if (message.text.trim() === "") {
       await say(adapter, item, "I can only read text messages for now. Please write your question.");
       return "done";
     }
-    return answer(adapter, item, signal);
+    return answer(adapter, item, signal, user.defaultMode, message.text);
   };
 
   return {

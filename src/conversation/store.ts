@@ -38,7 +38,12 @@ export interface ConversationStore {
   /** Oldest turns after `afterId` up to and including `throughId`, oldest first. */
   turnsBetween(conversationId: number, afterId: number, throughId: number, limit: number): Promise<Turn[]>;
   saveSummary(conversationId: number, summary: string, throughId: number): Promise<void>;
-  recordCall(call: CallRecord & { messageId?: number }): Promise<void>;
+  /** Records a model call; returns its id (a contemplation's sub-agent calls point to their parent's). */
+  recordCall(call: CallRecord & { messageId?: number }): Promise<number>;
+  /** Completes a call recorded before it ended (a contemplation's parent row); no `error` in the patch clears it. */
+  updateCall(id: number, patch: Partial<CallRecord>): Promise<void>;
+  /** The mode a person's messages are answered in unless they ask otherwise (/mode). */
+  setDefaultMode(user: UserKey, mode: UserRow["defaultMode"]): Promise<void>;
   /** Deletes everything stored about a person: conversations, messages, model call texts, inbox rows, the user row. */
   forgetUser(user: UserKey): Promise<{ messages: number }>;
 }
@@ -128,7 +133,17 @@ export function createConversationStore(db: Db): ConversationStore {
     },
 
     async recordCall(call) {
-      await db.insert(modelCalls).values(call);
+      const [row] = await db.insert(modelCalls).values(call).returning({ id: modelCalls.id });
+      return row!.id;
+    },
+
+    async updateCall(id, patch) {
+      // The patch is the call's final state: an error it does not name is cleared.
+      await db.update(modelCalls).set({ ...patch, error: patch.error ?? null }).where(eq(modelCalls.id, id));
+    },
+
+    async setDefaultMode(user, mode) {
+      await db.update(users).set({ defaultMode: mode }).where(eq(users.key, user));
     },
 
     async forgetUser(user) {

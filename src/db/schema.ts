@@ -133,8 +133,17 @@ export const modelCalls = pgTable(
     costUsd: doublePrecision("cost_usd"),
     ok: boolean("ok").notNull(),
     error: text("error"),
+    /** What a reasoning model thought (its reasoning text or summary): for admins, never sent to the user. */
+    reasoning: text("reasoning"),
+    /** The tool calls the model made during this call. */
+    tools: jsonb("tools").$type<Array<{ name: string; input: unknown; outputChars?: number; error?: string }>>(),
   },
-  (t) => [index("model_calls_started_idx").on(t.startedAt), index("model_calls_inbox_idx").on(t.inboxId)],
+  (t) => [
+    index("model_calls_started_idx").on(t.startedAt),
+    index("model_calls_inbox_idx").on(t.inboxId),
+    // The admin page walks a contemplation's tree: its sub-agent and synthesis calls point to their parent.
+    index("model_calls_parent_idx").on(t.parentId),
+  ],
 );
 
 export const logs = pgTable(

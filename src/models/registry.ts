@@ -3,7 +3,8 @@ import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { LanguageModel } from "ai";
-import type { Config, ModelRef } from "../config.ts";
+import type { Config } from "../config.ts";
+import type { ModelRef } from "./providers.ts";
 
 /**
  * Turns a configured `provider:model` into an AI SDK language model. Everything provider-specific lives here and in
@@ -28,6 +29,15 @@ export function createModelFactory(providers: Config["providers"], fetchImpl?: t
         return createOpenAICompatible({
           name: "ollama",
           baseURL: `${providers.ollama.baseURL.replace(/\/+$/, "")}/v1`,
+          includeUsage: true,
+          fetch: fetchImpl,
+        });
+      case "meta":
+        // Meta's Llama API (Muse Spark, Llama 4) speaks OpenAI's chat completions at META_BASE_URL.
+        return createOpenAICompatible({
+          name: "meta",
+          baseURL: providers.meta.baseURL,
+          apiKey: providers.meta.apiKey,
           includeUsage: true,
           fetch: fetchImpl,
         });

@@ -11,6 +11,19 @@ export function contentText(content: unknown): string | undefined {
   return texts.length > 0 ? texts.join("\n") : undefined;
 }
 
+/** Texts joined by blank lines; undefined when there are none. */
+export function joinTexts(texts: Array<string | undefined>): string | undefined {
+  const present = texts.filter((t): t is string => t !== undefined);
+  return present.length > 0 ? present.join("\n\n") : undefined;
+}
+
+/** How many content parts of `type` the user messages carry. */
+export function countParts(messages: Record<string, unknown>[], type: string): number {
+  return messages
+    .filter((m) => m.role === "user" && Array.isArray(m.content))
+    .reduce((n, m) => n + (m.content as unknown[]).filter((part) => isRecord(part) && part.type === type).length, 0);
+}
+
 export function readChatRequest(body: unknown): RequestSummary {
   const request = isRecord(body) ? body : {};
   const messages = Array.isArray(request.messages) ? request.messages.filter(isRecord) : [];
@@ -20,6 +33,8 @@ export function readChatRequest(body: unknown): RequestSummary {
     model: typeof request.model === "string" ? request.model : undefined,
     stream: request.stream === true,
     lastUserText: lastUser ? contentText(lastUser.content) : undefined,
+    systemText: joinTexts(messages.filter((m) => m.role === "system" || m.role === "developer").map((m) => contentText(m.content))),
+    imageCount: countParts(messages, "image_url"),
     toolResults: messages
       .filter((message) => message.role === "tool")
       .map((message) => ({ callId: String(message.tool_call_id), output: contentText(message.content) ?? "" })),

@@ -12,7 +12,7 @@ export interface ParsedRequest {
 }
 
 export function emptySummary(): RequestSummary {
-  return { api: "unknown", model: undefined, stream: false, lastUserText: undefined, toolResults: [] };
+  return { api: "unknown", model: undefined, stream: false, lastUserText: undefined, systemText: undefined, imageCount: 0, toolResults: [] };
 }
 
 /** Parses a request by route; throws when a JSON or multipart body does not parse. */

@@ -1,5 +1,5 @@
 // The Responses API dialect (POST /v1/responses): reading `input` items, writing the response object and its events.
-import { argumentPieces, contentText } from "./openai-chat.ts";
+import { argumentPieces, contentText, countParts, joinTexts } from "./openai-chat.ts";
 import { isRecord, type Answer, type RequestSummary, type SseEvent } from "./openai-script.ts";
 
 type Json = Record<string, unknown>;
@@ -20,6 +20,11 @@ export function readResponsesRequest(body: unknown): ResponsesRequest {
     model: typeof request.model === "string" ? request.model : undefined,
     stream: request.stream === true,
     lastUserText: lastUser ? contentText(lastUser.content) : undefined,
+    systemText: joinTexts([
+      typeof request.instructions === "string" ? request.instructions : undefined,
+      ...items.filter((item) => item.role === "system" || item.role === "developer").map((item) => contentText(item.content)),
+    ]),
+    imageCount: countParts(items, "input_image"),
     toolResults: items
       .filter((item) => item.type === "function_call_output")
       .map((item) => ({ callId: String(item.call_id), output: contentText(item.output) ?? "" })),

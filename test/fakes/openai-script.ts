@@ -51,6 +51,10 @@ export interface RequestSummary {
   model: string | undefined;
   stream: boolean;
   lastUserText: string | undefined;
+  /** The system (or developer) instructions, joined by blank lines. */
+  systemText: string | undefined;
+  /** Image parts in the user messages (chat `image_url`, responses `input_image`). */
+  imageCount: number;
   /** Results of tool calls sent back by the client, in order. */
   toolResults: { callId: string; output: string }[];
 }
