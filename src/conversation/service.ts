@@ -13,6 +13,7 @@ import { buildPrompt, defaultSystemPrompt } from "./prompt.ts";
 import { createReplyStream } from "./reply-stream.ts";
 import type { ConversationStore, MessageRow, UserRow } from "./store.ts";
 import { foldIntoSummary } from "./summary.ts";
+import { messagesWithImages, prepareUserTurn, type MediaSupport, type UserTurnInput } from "./media-turns.ts";
 
 /**
  * The conversation service: what happens to one claimed inbox row. Policy, commands, history, the mode that answers
@@ -31,6 +32,8 @@ export interface ConversationServiceDeps {
   /** Tools offered to models that take them, and what they need. */
   tools?: { enabled: readonly string[]; timeZone: string; web?: Partial<PublicFetchOptions> };
   access: AccessPolicy;
+  /** Images and voice; without it attachments are ignored and only the text is answered. */
+  media?: MediaSupport;
   systemPrompt?: string;
   historyMaxTokens: number;
   log: Logger;
@@ -119,7 +122,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
     item: InboxItem,
     signal: AbortSignal,
     mode: ModeName,
-    text: string,
+    turn: UserTurnInput,
   ): Promise<"done" | "requeued"> => {
     const { message } = item;
     const conversation = await store.openConversation(message.user, message.chat);
@@ -127,8 +130,9 @@ export function createConversationService(deps: ConversationServiceDeps) {
       conversationId: conversation.id,
       inboxId: item.id,
       role: "user",
-      text,
-      tokens: estimateTokens(text),
+      text: turn.text,
+      tokens: turn.tokens,
+      media: turn.media,
     });
     if (!router) {
       await say(adapter, item, NO_MODEL_REPLY);
@@ -142,6 +146,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
       budgetTokens: budgetTokens(mode),
     });
 
+    const messages = (deps.media && (await messagesWithImages(deps.media, prompt.turns))) ?? prompt.messages;
     const reply = createReplyStream({ adapter, chat: message.chat, isGroup: message.isGroup, replyTo: replyTarget(item) });
     const tools =
       deps.tools && deps.tools.enabled.length > 0
@@ -153,8 +158,8 @@ export function createConversationService(deps: ConversationServiceDeps) {
         router,
         settings: modes,
         system: prompt.system,
-        messages: prompt.messages,
-        requires: requirementsOf(prompt.messages),
+        messages,
+        requires: requirementsOf(messages),
         tools,
         output: reply,
         signal,
@@ -237,18 +242,30 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await inbox.ignore(item.id, "sender not allowed");
       return "ignored";
     }
+    // Commands come from the sender's typed text only, never from a transcript or an image.
     const command = parseCommand(message.text);
-    if (command?.type === "ask" && command.text !== "") return answer(adapter, item, signal, command.mode, command.text);
-    if (command) {
+    const ask = command?.type === "ask" && (command.text !== "" || message.attachments.length > 0) ? command : undefined;
+    if (command && !ask) {
       await runCommand(adapter, item, command, user);
       return "done";
     }
-    if (message.text.trim() === "") {
-      await say(adapter, item, "I can only read text messages for now. Please write your question.");
+    const turn = await userTurn(adapter, { ...message, text: ask ? ask.text : message.text }, signal);
+    if (turn.retryable && item.attempts < maxAttempts) {
+      await inbox.retryLater(item.id, "an attachment could not be fetched", backoffMs(item.attempts));
+      return "requeued";
+    }
+    if (turn.text.trim() === "" && turn.media.length === 0) {
+      await say(adapter, item, turn.refusals.join("\n") || "I can only read text, photos and voice messages. Please write your question.");
       return "done";
     }
-    return answer(adapter, item, signal, user.defaultMode, message.text);
+    if (turn.refusals.length > 0) await say(adapter, item, turn.refusals.join("\n"));
+    return answer(adapter, item, signal, ask ? ask.mode : user.defaultMode, turn);
   };
+
+  const userTurn = (adapter: ChannelAdapter, message: InboxItem["message"], signal: AbortSignal): Promise<UserTurnInput> =>
+    deps.media
+      ? prepareUserTurn(deps.media, message, adapter, signal, log)
+      : Promise.resolve({ text: message.text, media: [], tokens: estimateTokens(message.text), refusals: [], retryable: false });
 
   return {
     /** Handles one claimed row. Never throws for a problem of this message; rethrows only when the database fails. */

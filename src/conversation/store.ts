@@ -12,7 +12,7 @@ import type { CallRecord } from "../models/router.ts";
 export type UserRow = typeof users.$inferSelect;
 export type ConversationRow = typeof conversations.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
-export type Turn = Pick<MessageRow, "id" | "role" | "text" | "tokens">;
+export type Turn = Pick<MessageRow, "id" | "role" | "text" | "tokens" | "media">;
 
 export interface ConversationStore {
   upsertUser(message: InboundMessage, initialStatus: UserRow["status"]): Promise<UserRow>;
@@ -112,7 +112,7 @@ export function createConversationStore(db: Db): ConversationStore {
 
     async recentTurns(conversationId, afterId, limit) {
       return db
-        .select({ id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens })
+        .select({ id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens, media: messages.media })
         .from(messages)
         .where(and(eq(messages.conversationId, conversationId), gt(messages.id, afterId)))
         .orderBy(desc(messages.id))
@@ -121,7 +121,7 @@ export function createConversationStore(db: Db): ConversationStore {
 
     async turnsBetween(conversationId, afterId, throughId, limit) {
       return db
-        .select({ id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens })
+        .select({ id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens, media: messages.media })
         .from(messages)
         .where(and(eq(messages.conversationId, conversationId), gt(messages.id, afterId), lte(messages.id, throughId)))
         .orderBy(messages.id)
