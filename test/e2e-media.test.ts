@@ -81,6 +81,32 @@ describe.each(DATABASE_KINDS)("images and voice through Telegram on %s", (kind) 
     expect(imagesOf(model.requestsFor("vision-model")[1])).toHaveLength(1);
   });
 
+  it("answers an album of three photos as one turn with all three images", async () => {
+    await start();
+    const files = await Promise.all([solidJpeg(120, 80), solidJpeg(90, 90), solidJpeg(60, 100)]);
+    files.forEach((bytes, i) => {
+      const file = telegram.registerFile(bytes);
+      telegram.pushUpdate(
+        telegram.updates.raw(
+          {
+            media_group_id: "album-1",
+            photo: [{ ...file, width: 120, height: 80 }],
+            ...(i === 0 ? { caption: "our trip" } : {}),
+          },
+          { userId: 307 },
+        ),
+      );
+    });
+    await waitFor(() => expect(replies(307)).toHaveLength(1));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(replies(307)).toHaveLength(1);
+    const requests = model.requestsFor("vision-model");
+    expect(requests).toHaveLength(1);
+    expect(imagesOf(requests[0])).toHaveLength(3);
+    expect(requests[0]?.lastUserText).toBe("our trip");
+    expect((await parley!.database.db.select().from(messages)).filter((m) => m.role === "user")[0]?.media).toHaveLength(3);
+  });
+
   it("refuses a file that claims to be a JPEG but is a PDF, saying why, and calls no model", async () => {
     await start();
     const pdf = telegram.registerFile(fakePdf(), { name: "holiday.jpg" });

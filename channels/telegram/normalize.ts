@@ -43,6 +43,7 @@ export function normalizeUpdate(update: Update, bot: BotIdentity): InboundMessag
     text,
     attachments,
     receivedAt: new Date(m.date * 1000),
+    ...(m.media_group_id ? { groupId: m.media_group_id } : {}),
   };
 }
 

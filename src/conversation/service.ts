@@ -1,5 +1,6 @@
 import type { ChannelAdapter, ChannelName } from "../core/types.ts";
 import { DeliveryError, RateLimitedError, errorMessage } from "../core/errors.ts";
+import type { Albums } from "../inbox/albums.ts";
 import type { Inbox, InboxItem } from "../inbox/inbox.ts";
 import { modelsOf, runMode, type CallLog, type ModeName, type ModeResult, type ModeSettings } from "../modes/index.ts";
 import { requirementsOf, type ModelRouter } from "../models/router.ts";
@@ -34,6 +35,8 @@ export interface ConversationServiceDeps {
   access: AccessPolicy;
   /** Images and voice; without it attachments are ignored and only the text is answered. */
   media?: MediaSupport;
+  /** Gathers the parts of an album into one turn; without it each part is answered on its own. */
+  albums?: Albums;
   systemPrompt?: string;
   historyMaxTokens: number;
   log: Logger;
@@ -214,13 +217,16 @@ export function createConversationService(deps: ConversationServiceDeps) {
     return "done";
   };
 
-  const process = async (item: InboxItem, signal: AbortSignal): Promise<"done" | "ignored" | "requeued"> => {
-    const { message } = item;
-    const adapter = adapters.get(message.channel);
+  const process = async (claimed: InboxItem, signal: AbortSignal): Promise<"done" | "ignored" | "requeued"> => {
+    const adapter = adapters.get(claimed.message.channel);
     if (!adapter) {
-      await inbox.retryLater(item.id, `channel ${message.channel} is not running`, 60_000);
+      await inbox.retryLater(claimed.id, `channel ${claimed.message.channel} is not running`, 60_000);
       return "requeued";
     }
+    const album = deps.albums ? await deps.albums.collect(claimed) : { type: "ready" as const, item: claimed };
+    if (album.type === "wait") return "requeued";
+    const { item } = album;
+    const { message } = item;
     const prior = await store.replyFor(item.id);
     if (prior) {
       if (!prior.deliveredAt) await deliverStored(adapter, item, prior);

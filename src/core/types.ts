@@ -40,6 +40,8 @@ export interface InboundMessage {
   text: string;
   attachments: Attachment[];
   receivedAt: Date;
+  /** Messages sent together as one (a Telegram album) share this id; they are answered as one turn. */
+  groupId?: string;
 }
 
 export type ChannelState = "starting" | "running" | "needs-login" | "stopped" | "failed";
