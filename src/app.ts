@@ -12,11 +12,22 @@ import { createConversationStore } from "./conversation/store.ts";
 import type { ChannelAdapter, ChannelName, InboundMessage } from "./core/types.ts";
 import { openDatabase, type Database } from "./db/client.ts";
 import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/server.ts";
+import { createAlbums } from "./inbox/albums.ts";
 import { createInbox } from "./inbox/inbox.ts";
 import { startWorkers, type WorkerPool } from "./inbox/workers.ts";
 import { createModelFactory } from "./models/registry.ts";
-import { createRouter } from "./models/router.ts";
+import { createRouter, type ProviderHealth } from "./models/router.ts";
+import { configuredModels, modeSettingsFrom } from "./modes/settings.ts";
 import { createScrubber, type Logger } from "./observability/logger.ts";
+import type { LogSink } from "./observability/log-sink.ts";
+import { createAdminRouter } from "./admin/router.ts";
+import { createChatCommands } from "./access/chat-commands.ts";
+import { createAccessGate } from "./access/gate.ts";
+import { startRetention } from "./privacy/retention.ts";
+import { createQuotaGuard } from "./quotas/guard.ts";
+import { createUserLimiter } from "./quotas/user-limiter.ts";
+import { createCluster } from "./cluster/cluster.ts";
+import { createMetrics, createMetricsHandler, instrumentInbox } from "./observability/metrics.ts";
 
 /**
  * Builds a running Parley from a configuration: database, inbox, workers, model router, channels and the HTTP
@@ -29,7 +40,10 @@ export interface ParleyOptions {
   secrets: readonly string[];
   /** Timings, shorter in tests: the inbox lease (a "crashed" claim is taken over once it runs out), the idle poll,
    * and the first retry delay after a failure (it doubles with each attempt). */
-  tuning?: { leaseMs?: number; pollMs?: number; retryBaseMs?: number };
+  tuning?: { leaseMs?: number; pollMs?: number; retryBaseMs?: number; retentionFirstRunMs?: number };
+  /** The sink `log` writes to (main.ts creates both): attached to the database here for the logs table and shown as
+   * the admin page's live tail. Without it the logs table stays empty. */
+  logSink?: LogSink;
 }
 
 export interface Parley {
@@ -37,30 +51,40 @@ export interface Parley {
   url: string;
   database: Database;
   adapters: ReadonlyMap<ChannelName, ChannelAdapter>;
+  /** Per model provider: circuit breaker state (closed, open until …, half-open), failures, limiter load. */
+  modelHealth(): ProviderHealth[];
   /** Stops receiving, lets in-flight work finish or re-queue it, and closes the database. */
   stop(): Promise<void>;
 }
 
 export async function startParley(options: ParleyOptions): Promise<Parley> {
   const { config, log } = options;
-  const leaseMs = options.tuning?.leaseMs ?? 30_000;
+  const leaseMs = options.tuning?.leaseMs ?? config.inbox.leaseMs;
   const lifetime = new AbortController();
   const scrub = createScrubber(options.secrets);
 
   const database = await openWithRetry(config, log);
+  options.logSink?.attach(database.db, { retentionDays: config.logs.retentionDays });
   const store = createConversationStore(database.db);
-  const inbox = createInbox({ db: database.db, leaseMs });
+  const rawInbox = createInbox({ db: database.db, leaseMs });
+  const metrics = createMetrics({ queueDepth: () => rawInbox.depth() });
+  const inbox = instrumentInbox(rawInbox, metrics);
+  const cluster = await createCluster({ database: config.database, redisUrl: config.redis?.url, log });
 
   const chain = config.models.instant;
   const router =
     chain.length === 0
       ? null
       : createRouter({
+          ...config.models,
           chain,
+          pool: configuredModels(config.models),
           models: createModelFactory(config.providers),
-          timeoutMs: config.models.timeoutMs,
           log: log.child({ source: "models" }),
-          record: (call) => store.recordCall({ ...call, error: call.error === undefined ? undefined : scrub(call.error) }),
+          record: (call) => {
+            metrics.modelCall(call);
+            return store.recordCall({ ...call, error: call.error === undefined ? undefined : scrub(call.error) });
+          },
         });
   if (!router) log.warn("no model is configured: set MODELS_INSTANT (e.g. openai:gpt-5-mini) and the provider's key; every reply will say so");
 
@@ -70,8 +94,16 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   adapters.set("web", web.adapter);
   routers.push({ path: "/chat", router: web.router });
   if (config.telegram) {
-    const telegram = createTelegramChannel({ ...config.telegram, log });
-    adapters.set("telegram", telegram.adapter);
+    const deps = { ...config.telegram, log };
+    const telegram = createTelegramChannel({ ...deps, throttler: cluster.telegramThrottler(deps.token) });
+    // Long polling runs in one process of a cluster (the others would take its updates away); webhooks in all.
+    adapters.set(
+      "telegram",
+      telegram.webhookHandler
+        ? telegram.adapter
+        : cluster.leaderOnly(`telegram-polling:${deps.token.split(":")[0]}`, telegram.adapter, () => createTelegramChannel(deps).adapter,
+            "standby: another Parley process receives Telegram updates"),
+    );
     if (telegram.webhookHandler) routers.push({ path: "/webhooks/telegram", router: telegram.webhookHandler, method: "post" });
   } else {
     log.info("Telegram is off: set TELEGRAM_BOT_TOKEN to connect a bot");
@@ -94,13 +126,30 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     routers.push({ path: "/webhooks/messenger", router: messenger.router });
   }
 
+  routers.push({
+    path: "/admin",
+    router: await createAdminRouter({
+      db: database.db,
+      adapters,
+      store,
+      logSink: options.logSink,
+      password: config.admin.password,
+      host: config.http.host,
+      log,
+      providerHealth: router ? () => router.health() : undefined,
+      quotaDefaults: config.quotas,
+    }),
+  });
+
   let workers: WorkerPool | undefined;
   const onMessage = async (message: InboundMessage) => {
     const { duplicate } = await inbox.accept(message);
+    if (!duplicate) metrics.messageReceived(message.channel);
     if (duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
     workers?.wake();
   };
 
+  routers.push({ path: "/metrics", router: createMetricsHandler(metrics, config.metrics.token), method: "get" });
   const app = createHttpApp({
     routers,
     readiness: async () => {
@@ -118,12 +167,35 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
 
+  const userLimiter = createUserLimiter({ redisUrl: config.redis?.url, log });
+  const retention = config.privacy.historyRetentionDays
+    ? startRetention({
+        db: database.db,
+        days: config.privacy.historyRetentionDays,
+        log: log.child({ source: "privacy" }),
+        firstRunMs: options.tuning?.retentionFirstRunMs,
+      })
+    : undefined;
   const service = createConversationService({
     store,
     inbox,
     adapters,
     router,
-    access: config.access,
+    modes: modeSettingsFrom(config),
+    tools: config.tools,
+    scrub,
+    access: createAccessGate({ db: database.db, settings: config.access }),
+    quotas: createQuotaGuard({ db: database.db, defaults: config.quotas, timeZone: config.tools.timeZone }),
+    userLimiter,
+    chatCommands: createChatCommands({
+      db: database.db,
+      access: config.access,
+      quotas: config.quotas,
+      timeZone: config.tools.timeZone,
+      log: log.child({ source: "access" }),
+    }),
+    media: { db: database.db, config: config.media, imagesInHistoryTurns: config.media.imagesInHistoryTurns },
+    albums: createAlbums(database.db),
     systemPrompt: config.conversation.systemPrompt,
     historyMaxTokens: config.conversation.historyMaxTokens,
     log: log.child({ source: "conversation" }),
@@ -153,11 +225,15 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     url,
     database,
     adapters,
+    modelHealth: () => router?.health() ?? [],
     stop: () =>
       (stopping ??= (async () => {
         lifetime.abort(new Error("Parley is stopping"));
         await workers?.done;
+        await Promise.all([userLimiter.stop(), retention?.stop()]);
+        await cluster.stop();
         await closeServer(server);
+        await options.logSink?.detach();
         await database.close();
         log.info("Parley stopped");
       })()),

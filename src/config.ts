@@ -2,20 +2,28 @@ import { existsSync, readFileSync } from "node:fs";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
 import { isKey } from "./core/keys.ts";
-import type { UserKey } from "./core/types.ts";
+import {
+  IMAGE_MAX_FRAMES_DEFAULT,
+  IMAGE_MAX_PIXELS_DEFAULT,
+  IMAGE_MAX_SIDE_DEFAULT,
+  IMAGES_IN_HISTORY_TURNS_DEFAULT,
+  MEDIA_MAX_BYTES_DEFAULT,
+  TRANSCRIBE_MAX_BYTES_DEFAULT,
+  TRANSCRIBE_MAX_SECONDS_DEFAULT,
+} from "./media/limits.ts";
+import { parseTranscribeModel } from "./media/transcribe.ts";
+import type { ChatKey, UserKey } from "./core/types.ts";
+import { parseCapabilityOverrides, type Parsed } from "./models/capabilities.ts";
+import { parseCostOverrides } from "./models/costs.ts";
+import { PROVIDERS, type ModelRef, type ProviderName } from "./models/providers.ts";
+import { TOOL_NAMES } from "./tools/registry.ts";
 
 /**
  * The only reader of process.env. Every setting Parley understands is named here, validated once at start-up, and
  * handed to the composition root as a typed object. A bad value stops start-up with a message naming the variable.
  */
 
-export const PROVIDERS = ["openai", "anthropic", "google", "openai-compatible", "ollama"] as const;
-export type ProviderName = (typeof PROVIDERS)[number];
-
-export interface ModelRef {
-  provider: ProviderName;
-  model: string;
-}
+export { PROVIDERS, type ModelRef, type ProviderName };
 
 const optionalString = z
   .string()
@@ -47,6 +55,83 @@ const modelChain = z
     return refs;
   });
 
+/** MODELS_CONTEMPLATING: one chain for every sub-agent, or one chain per agent separated by `|`. */
+const chainList = z
+  .string()
+  .optional()
+  .transform((value, ctx): ModelRef[][] => {
+    const chains: ModelRef[][] = [];
+    for (const part of (value ?? "").split("|").map((p) => p.trim()).filter(Boolean)) {
+      const parsed = modelChain.safeParse(part);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message });
+        return z.NEVER;
+      }
+      chains.push(parsed.data);
+    }
+    return chains;
+  });
+
+/** A value parsed by one of the models' small syntaxes (MODEL_CAPABILITIES, MODEL_COSTS). */
+const parsedWith = <T>(parse: (text: string) => Parsed<T[]>) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx): T[] => {
+      const parsed = parse(value ?? "");
+      if (parsed.ok) return parsed.value;
+      ctx.addIssue({ code: "custom", message: parsed.error });
+      return z.NEVER;
+    });
+
+/** PROVIDER_CONCURRENCY: `openai=8,anthropic=4`; `default=6` changes the rest (default 4). */
+const concurrencyMap = z
+  .string()
+  .optional()
+  .transform((value, ctx): { default: number; providers: Partial<Record<ProviderName, number>> } => {
+    const out = { default: 4, providers: {} as Partial<Record<ProviderName, number>> };
+    for (const entry of (value ?? "").split(",").map((e) => e.trim()).filter(Boolean)) {
+      const m = /^([a-z-]+)\s*=\s*(\d+)$/.exec(entry);
+      const name = m?.[1] ?? "";
+      const limit = Number(m?.[2]);
+      if (!m || !(limit >= 1 && limit <= 256) || !(name === "default" || (PROVIDERS as readonly string[]).includes(name))) {
+        ctx.addIssue({ code: "custom", message: `"${entry}" is not <provider>=<1-256> with provider one of default, ${PROVIDERS.join(", ")}` });
+        return z.NEVER;
+      }
+      if (name === "default") out.default = limit;
+      else out.providers[name as ProviderName] = limit;
+    }
+    return out;
+  });
+
+/** TOOLS: names from src/tools/registry.ts; unset means time,calculator; empty means none. */
+const toolList = z
+  .string()
+  .optional()
+  .transform((value, ctx): string[] => {
+    const names = value === undefined ? ["time", "calculator"] : value.split(",").map((e) => e.trim()).filter(Boolean);
+    for (const name of names) {
+      if (!TOOL_NAMES.includes(name)) {
+        ctx.addIssue({ code: "custom", message: `unknown tool "${name}" (known: ${TOOL_NAMES.join(", ")})` });
+        return z.NEVER;
+      }
+    }
+    return [...new Set(names)];
+  });
+
+const timeZone = z
+  .string()
+  .trim()
+  .default("UTC")
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, "is not an IANA time zone such as UTC or Europe/Berlin");
+
 const userKeyList = z
   .string()
   .optional()
@@ -60,6 +145,24 @@ const userKeyList = z
     }
     return keys as UserKey[];
   });
+
+/** GROUP_ALLOWLIST: chat keys of the groups Parley answers in, e.g. telegram:-1001234. */
+const chatKeyList = z
+  .string()
+  .optional()
+  .transform((value, ctx): ChatKey[] => {
+    const keys = (value ?? "").split(",").map((e) => e.trim()).filter(Boolean);
+    for (const key of keys) {
+      if (!isKey(key)) {
+        ctx.addIssue({ code: "custom", message: `"${key}" is not a chat key such as telegram:-1001234` });
+        return z.NEVER;
+      }
+    }
+    return keys as ChatKey[];
+  });
+
+/** A per-user quota: a whole number, 0 meaning no limit. */
+const quota = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 
 const url = z.url({ protocol: /^https?$/ });
 
@@ -98,13 +201,72 @@ const schema = z
     OPENAI_COMPATIBLE_BASE_URL: optionalString.pipe(url.optional()),
     OPENAI_COMPATIBLE_API_KEY: optionalString,
     MODEL_TIMEOUT_SECONDS: z.coerce.number().positive().default(120),
+    MODELS_THINKING: modelChain,
+    MODELS_CONTEMPLATING: chainList,
+    MODELS_SYNTHESIS: modelChain,
+    META_API_KEY: optionalString,
+    META_BASE_URL: url.default("https://api.llama.com/compat/v1"),
+    MODEL_CAPABILITIES: parsedWith(parseCapabilityOverrides),
+    MODEL_COSTS: parsedWith(parseCostOverrides),
+    MODEL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+    MODEL_RETRY_DELAY_SECONDS: z.coerce.number().min(0).max(60).default(1),
+    MODEL_MAX_OUTPUT_TOKENS: z.coerce.number().int().min(64).default(4096),
+    THINKING_BUDGET_TOKENS: z.coerce.number().int().min(1024).default(8192),
+    CONTEMPLATE_AGENTS: z.coerce.number().int().min(1).max(8).optional(),
+    CONTEMPLATE_AGENT_TIMEOUT_SECONDS: z.coerce.number().positive().default(90),
+    CONTEMPLATE_MAX_OUTPUT_TOKENS: z.coerce.number().int().min(64).default(4096),
+    CONTEMPLATE_BUDGET_TOKENS: z.coerce.number().int().min(64).default(12_000),
+    CIRCUIT_BREAKER_FAILURES: z.coerce.number().int().min(1).max(100).default(3),
+    CIRCUIT_BREAKER_COOLDOWN_SECONDS: z.coerce.number().positive().default(30),
+    CIRCUIT_BREAKER_MAX_COOLDOWN_SECONDS: z.coerce.number().positive().default(300),
+    PROVIDER_CONCURRENCY: concurrencyMap,
+    TOOLS: toolList,
+    TOOLS_URL_READER: z.stringbool().default(false),
+    TOOLS_MAX_STEPS: z.coerce.number().int().min(1).max(20).default(5),
+    DEFAULT_TIMEZONE: timeZone,
 
-    ACCESS_POLICY: z.enum(["allowlist", "open"]).default("allowlist"),
+    ACCESS_POLICY: z.enum(["pairing", "allowlist", "open"]).default("pairing"),
     ALLOWED_USERS: userKeyList,
+    GROUP_POLICY: z.enum(["off", "allowlist", "open"]).default("allowlist"),
+    GROUP_ALLOWLIST: chatKeyList,
+    ADMIN_USERS: userKeyList,
+    QUOTA_MESSAGES_PER_MINUTE: quota(10),
+    QUOTA_CONTEMPLATIONS_PER_HOUR: quota(10),
+    QUOTA_TOKENS_PER_DAY: quota(200_000),
+    QUOTA_COST_PER_DAY_USD: optionalString.pipe(z.coerce.number<string | undefined>().positive("must be a positive amount in US dollars").optional()),
+    HISTORY_RETENTION_DAYS: optionalString.pipe(z.coerce.number<string | undefined>().int().min(1).max(36_500).optional()),
 
     SYSTEM_PROMPT: optionalString,
+
+    MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(MEDIA_MAX_BYTES_DEFAULT),
+    IMAGE_MAX_PIXELS: z.coerce.number().int().min(10_000).default(IMAGE_MAX_PIXELS_DEFAULT),
+    IMAGE_MAX_SIDE: z.coerce.number().int().min(64).max(8192).default(IMAGE_MAX_SIDE_DEFAULT),
+    IMAGES_IN_HISTORY_TURNS: z.coerce.number().int().min(0).max(50).default(IMAGES_IN_HISTORY_TURNS_DEFAULT),
+    TRANSCRIBE_MODEL: optionalString.superRefine((value, ctx) => {
+      if (value === undefined) return;
+      try {
+        parseTranscribeModel(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    }),
+    TRANSCRIBE_BASE_URL: optionalString.pipe(url.optional()),
+    TRANSCRIBE_API_KEY: optionalString,
+    TRANSCRIBE_MAX_BYTES: z.coerce.number().int().min(1024).default(TRANSCRIBE_MAX_BYTES_DEFAULT),
+    TRANSCRIBE_MAX_SECONDS: z.coerce.number().int().min(1).default(TRANSCRIBE_MAX_SECONDS_DEFAULT),
     HISTORY_MAX_TOKENS: z.coerce.number().int().min(500).default(24_000),
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+    INBOX_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
+    REDIS_URL: optionalString.pipe(z.string().regex(/^rediss?:\/\//, "must start with redis:// or rediss://").optional()),
+    METRICS_TOKEN: optionalString.pipe(z.string().min(16, "must be at least 16 characters").optional()),
+
+    // Not trimmed: spaces are part of a password. Unset or empty turns the admin page off.
+    ADMIN_PASSWORD: z
+      .string()
+      .optional()
+      .transform((v) => (v === "" ? undefined : v))
+      .pipe(z.string().min(8, "must be at least 8 characters").optional()),
+    LOG_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(14),
   })
   .superRefine((c, ctx) => {
     if (Boolean(c.TELEGRAM_WEBHOOK_URL) !== Boolean(c.TELEGRAM_WEBHOOK_SECRET)) {
@@ -130,12 +292,31 @@ const schema = z
     if (c.TELEGRAM_WEBHOOK_URL && !c.TELEGRAM_BOT_TOKEN) {
       ctx.addIssue({ code: "custom", path: ["TELEGRAM_BOT_TOKEN"], message: "is required when TELEGRAM_WEBHOOK_URL is set" });
     }
-    if (c.MODELS_INSTANT.some((m) => m.provider === "openai-compatible") && !c.OPENAI_COMPATIBLE_BASE_URL) {
+    const chains = {
+      MODELS_INSTANT: c.MODELS_INSTANT,
+      MODELS_THINKING: c.MODELS_THINKING,
+      MODELS_CONTEMPLATING: c.MODELS_CONTEMPLATING.flat(),
+      MODELS_SYNTHESIS: c.MODELS_SYNTHESIS,
+    };
+    for (const [name, chain] of Object.entries(chains)) {
+      if (name !== "MODELS_INSTANT" && chain.length > 0 && c.MODELS_INSTANT.length === 0) {
+        ctx.addIssue({ code: "custom", path: ["MODELS_INSTANT"], message: `is required when ${name} is set (it is the default answer)` });
+      }
+      for (const [provider, variable] of [["openai-compatible", "OPENAI_COMPATIBLE_BASE_URL"], ["meta", "META_API_KEY"]] as const) {
+        if (chain.some((m) => m.provider === provider) && !c[variable]) {
+          ctx.addIssue({ code: "custom", path: [variable], message: `is required when ${name} uses the ${provider} provider` });
+        }
+      }
+    }
+    if (c.CONTEMPLATE_AGENTS !== undefined && c.MODELS_CONTEMPLATING.length > c.CONTEMPLATE_AGENTS) {
       ctx.addIssue({
         code: "custom",
-        path: ["OPENAI_COMPATIBLE_BASE_URL"],
-        message: "is required when MODELS_INSTANT uses the openai-compatible provider",
+        path: ["MODELS_CONTEMPLATING"],
+        message: `has ${c.MODELS_CONTEMPLATING.length} chains separated by | but CONTEMPLATE_AGENTS is ${c.CONTEMPLATE_AGENTS}`,
       });
+    }
+    if (c.TOOLS.includes("url_reader") && !c.TOOLS_URL_READER) {
+      ctx.addIssue({ code: "custom", path: ["TOOLS"], message: "url_reader fetches web pages; turn it on with TOOLS_URL_READER=true" });
     }
   });
 
@@ -195,9 +376,17 @@ function toConfig(e: z.output<typeof schema>) {
             graphApiRoot: e.META_GRAPH_API_ROOT,
           }
         : undefined,
-    models: {
-      instant: e.MODELS_INSTANT,
-      timeoutMs: e.MODEL_TIMEOUT_SECONDS * 1000,
+    models: modelsConfig(e),
+    contemplate: {
+      agents: e.CONTEMPLATE_AGENTS ?? Math.max(3, e.MODELS_CONTEMPLATING.length),
+      agentTimeoutMs: e.CONTEMPLATE_AGENT_TIMEOUT_SECONDS * 1000,
+      maxOutputTokens: e.CONTEMPLATE_MAX_OUTPUT_TOKENS,
+      budgetTokens: e.CONTEMPLATE_BUDGET_TOKENS,
+    },
+    tools: {
+      enabled: e.TOOLS_URL_READER ? [...new Set([...e.TOOLS, "url_reader"])] : e.TOOLS,
+      maxSteps: e.TOOLS_MAX_STEPS,
+      timeZone: e.DEFAULT_TIMEZONE,
     },
     providers: {
       openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
@@ -205,13 +394,76 @@ function toConfig(e: z.output<typeof schema>) {
       google: { apiKey: e.GOOGLE_GENERATIVE_AI_API_KEY },
       ollama: { baseURL: e.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434" },
       openaiCompatible: { baseURL: e.OPENAI_COMPATIBLE_BASE_URL, apiKey: e.OPENAI_COMPATIBLE_API_KEY },
+      meta: { baseURL: e.META_BASE_URL, apiKey: e.META_API_KEY },
     },
-    access: { policy: e.ACCESS_POLICY, allowedUsers: new Set<UserKey>(e.ALLOWED_USERS) },
+    access: {
+      policy: e.ACCESS_POLICY,
+      allowedUsers: new Set<UserKey>(e.ALLOWED_USERS),
+      adminUsers: new Set<UserKey>(e.ADMIN_USERS),
+      groups: { policy: e.GROUP_POLICY, allowlist: new Set<ChatKey>(e.GROUP_ALLOWLIST) },
+    },
+    /** Per-user defaults (null: no limit); a user's own values on the admin page override them. */
+    quotas: {
+      messagesPerMinute: e.QUOTA_MESSAGES_PER_MINUTE || null,
+      contemplationsPerHour: e.QUOTA_CONTEMPLATIONS_PER_HOUR || null,
+      tokensPerDay: e.QUOTA_TOKENS_PER_DAY || null,
+      costPerDayUsd: e.QUOTA_COST_PER_DAY_USD ?? null,
+    },
+    privacy: { historyRetentionDays: e.HISTORY_RETENTION_DAYS },
+    media: {
+      maxBytes: e.MEDIA_MAX_BYTES,
+      image: { maxPixels: e.IMAGE_MAX_PIXELS, maxSide: e.IMAGE_MAX_SIDE, maxFrames: IMAGE_MAX_FRAMES_DEFAULT },
+      imagesInHistoryTurns: e.IMAGES_IN_HISTORY_TURNS,
+      transcribe: e.TRANSCRIBE_MODEL
+        ? {
+            model: e.TRANSCRIBE_MODEL,
+            // Always explicit: left undefined, the AI SDK would read OPENAI_* from process.env by itself.
+            baseURL: e.TRANSCRIBE_BASE_URL ?? e.OPENAI_BASE_URL ?? "https://api.openai.com/v1",
+            apiKey: e.TRANSCRIBE_API_KEY ?? e.OPENAI_API_KEY ?? "",
+            maxBytes: e.TRANSCRIBE_MAX_BYTES,
+            maxSeconds: e.TRANSCRIBE_MAX_SECONDS,
+          }
+        : undefined,
+    },
     conversation: {
       systemPrompt: e.SYSTEM_PROMPT,
       historyMaxTokens: e.HISTORY_MAX_TOKENS,
     },
     workers: { concurrency: e.WORKER_CONCURRENCY },
+    inbox: { leaseMs: e.INBOX_LEASE_SECONDS * 1000 },
+    /** Shared state of several Parley processes besides PostgreSQL: the platforms' rate limits. */
+    redis: e.REDIS_URL ? { url: e.REDIS_URL } : undefined,
+    metrics: { token: e.METRICS_TOKEN },
+    admin: { password: e.ADMIN_PASSWORD },
+    logs: { retentionDays: e.LOG_RETENTION_DAYS },
+  };
+}
+
+/**
+ * The model chains of the three modes and how the router treats them. Thinking defaults to the instant chain (with
+ * reasoning effort high where the model supports it); contemplating's agents and the synthesis to the thinking chain.
+ */
+function modelsConfig(e: z.output<typeof schema>) {
+  const instant = e.MODELS_INSTANT;
+  const thinking = e.MODELS_THINKING.length > 0 ? e.MODELS_THINKING : instant;
+  return {
+    instant,
+    thinking,
+    contemplating: e.MODELS_CONTEMPLATING.length > 0 ? e.MODELS_CONTEMPLATING : [thinking],
+    synthesis: e.MODELS_SYNTHESIS.length > 0 ? e.MODELS_SYNTHESIS : thinking,
+    timeoutMs: e.MODEL_TIMEOUT_SECONDS * 1000,
+    retries: e.MODEL_RETRIES,
+    retryDelayMs: e.MODEL_RETRY_DELAY_SECONDS * 1000,
+    maxOutputTokens: e.MODEL_MAX_OUTPUT_TOKENS,
+    thinkingBudgetTokens: e.THINKING_BUDGET_TOKENS,
+    capabilities: e.MODEL_CAPABILITIES,
+    costs: e.MODEL_COSTS,
+    breaker: {
+      failureThreshold: e.CIRCUIT_BREAKER_FAILURES,
+      cooldownMs: e.CIRCUIT_BREAKER_COOLDOWN_SECONDS * 1000,
+      maxCooldownMs: Math.max(e.CIRCUIT_BREAKER_COOLDOWN_SECONDS, e.CIRCUIT_BREAKER_MAX_COOLDOWN_SECONDS) * 1000,
+    },
+    concurrency: e.PROVIDER_CONCURRENCY,
   };
 }
 
@@ -230,5 +482,10 @@ export function secretsOf(config: Config): string[] {
     config.providers.anthropic.apiKey,
     config.providers.google.apiKey,
     config.providers.openaiCompatible.apiKey,
+    config.providers.meta.apiKey,
+    config.admin.password,
+    config.media.transcribe?.apiKey,
+    config.metrics.token,
+    config.redis ? decodeURIComponent(new URL(config.redis.url).password) : undefined,
   ].filter((s): s is string => typeof s === "string" && s.length >= 4);
 }

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, secretsOf } from "./config.ts";
 import { startParley } from "./app.ts";
 import { createLogger } from "./observability/logger.ts";
+import { createLogSink } from "./observability/log-sink.ts";
 
 /** The composition root for the process: read the configuration, start Parley, stop it on SIGTERM or SIGINT. */
 
@@ -16,10 +17,12 @@ async function main(): Promise<void> {
     throw error;
   }
   const secrets = secretsOf(config);
-  const log = createLogger({ level: config.logLevel, secrets });
+  // Lines go to stdout at once and, after startParley attaches the database, to the logs table and the admin live tail.
+  const logSink = createLogSink();
+  const log = createLogger({ level: config.logLevel, secrets, write: logSink.write });
   process.on("unhandledRejection", (reason) => log.error({ err: reason }, "unhandled rejection"));
 
-  const parley = await startParley({ config, log, secrets });
+  const parley = await startParley({ config, log, secrets, logSink });
   let signals = 0;
   const shutdown = (signal: string) => {
     if (++signals > 1) {

@@ -128,7 +128,7 @@ describe.each(DATABASE_KINDS)("Telegram end to end on %s", (kind) => {
   });
 
   it("keeps a group conversation apart from the same person's direct messages, and answers in groups only when addressed", async () => {
-    await start();
+    await start({ GROUP_ALLOWLIST: "telegram:-100777" });
     telegram.pushUpdate(telegram.updates.privateText("DM-CANARY private note", { userId: 31 }));
     await waitFor(() => expect(sentTexts(31)).toHaveLength(1));
     telegram.pushUpdate(telegram.updates.groupText("chatter the bot should ignore", { userId: 31, chatId: -100777 }));

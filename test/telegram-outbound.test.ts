@@ -62,9 +62,16 @@ describe("send", () => {
 
   it("gives a long retry_after back as RateLimitedError", async () => {
     fake.failNext("sendMessage", { error_code: 429, description: "Too Many Requests: retry after 120", retry_after: 120 });
-    const error = await adapter.send("telegram:504", "x").catch((e: unknown) => e);
+    // A bot of its own: after a 429 nothing more is sent by that bot for two minutes.
+    const paused = createTelegramChannel({ token: fake.token, apiRoot: fake.url, log: logs.log }).adapter;
+    const error = await paused.send("telegram:504", "x").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RateLimitedError);
     expect((error as RateLimitedError).retryAfterMs).toBe(120_000);
+    const calls = fake.sent.length;
+    const again = await paused.send("telegram:504", "y").catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(RateLimitedError);
+    expect((again as RateLimitedError).retryAfterMs).toBeGreaterThan(110_000);
+    expect(fake.sent.length).toBe(calls);
   });
 
   it("maps a blocked bot to a final DeliveryError", async () => {

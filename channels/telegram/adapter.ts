@@ -1,6 +1,6 @@
 import { autoRetry } from "@grammyjs/auto-retry";
 import { sequentialize } from "@grammyjs/runner";
-import { apiThrottler } from "@grammyjs/transformer-throttler";
+import { apiThrottler, type APIThrottlerOptions } from "@grammyjs/transformer-throttler";
 import { Bot, type Transformer } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import type { RequestHandler } from "express";
@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { ChannelAdapter, ChannelStatus, OnMessage } from "../../src/core/types.ts";
 import { downloadTelegramFile } from "./download.ts";
 import { describeError, isTokenRejected, isTransient } from "./errors.ts";
+import { floodWait } from "./flood-wait.ts";
 import { normalizeUpdate } from "./normalize.ts";
 import { createOutbound } from "./outbound.ts";
 import { pollDurably, sleep } from "./polling.ts";
@@ -23,6 +24,9 @@ export interface TelegramChannelDeps {
   log: Logger;
   /** Used for the Bot API calls and file downloads; default: grammY's client and the global fetch. */
   fetch?: typeof fetch;
+  /** Bottleneck options of the outbound throttler (e.g. a Redis datastore shared by several processes); default:
+   * transformer-throttler's own limits, kept in this process. */
+  throttler?: APIThrottlerOptions;
 }
 
 export interface TelegramChannel {
@@ -52,9 +56,11 @@ export function createTelegramChannel(deps: TelegramChannelDeps): TelegramChanne
   // Outbound pacing: the throttler queues per chat (1/s, 20/min in groups, 30/s overall); auto-retry waits out a
   // 429's retry_after (at most 60 s, 3 times) and retries 5xx. Network errors surface at once as retryable
   // DeliveryErrors: the conversation service decides. "typing…" skips the queue so it never delays a reply.
-  const throttle = apiThrottler();
+  const throttle = apiThrottler(deps.throttler);
   const throttleMessages: Transformer = (prev, method, payload, signal) =>
     method === "sendChatAction" ? prev(method, payload, signal) : throttle(prev, method, payload, signal);
+  // A 429 holds back every call of this bot until its retry_after has passed (innermost, so nothing slips by).
+  bot.api.config.use(floodWait());
   bot.api.config.use(throttleMessages);
   bot.api.config.use(autoRetry({ maxRetryAttempts: 3, maxDelaySeconds: 60, rethrowHttpErrors: true }));
 

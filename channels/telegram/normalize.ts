@@ -41,6 +41,7 @@ export function normalizeUpdate(update: Update, bot: BotIdentity): InboundMessag
     mentionsBot,
     replyToBot,
     text,
+    ...(m.forward_origin ? { forwarded: true } : {}),
     attachments,
     receivedAt: new Date(m.date * 1000),
     ...(m.media_group_id ? { groupId: m.media_group_id } : {}),

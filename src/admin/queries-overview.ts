@@ -92,9 +92,9 @@ async function callStats(db: Db, since: SQL): Promise<CallStats> {
         count(*) filter (where not ok)::int as errors,
         (percentile_cont(0.5) within group (order by latency_ms) filter (where ok))::float8 as p50,
         (percentile_cont(0.95) within group (order by latency_ms) filter (where ok))::float8 as p95,
-        coalesce(sum(cost_usd), 0)::float8 as cost,
-        coalesce(sum(tokens_in), 0)::float8 as tokens_in,
-        coalesce(sum(tokens_out), 0)::float8 as tokens_out
+        coalesce(sum(cost_usd) filter (where provider <> 'parley'), 0)::float8 as cost,
+        coalesce(sum(tokens_in) filter (where provider <> 'parley'), 0)::float8 as tokens_in,
+        coalesce(sum(tokens_out) filter (where provider <> 'parley'), 0)::float8 as tokens_out
       from model_calls where started_at >= ${since}`),
   );
   const r = rows[0] ?? {};

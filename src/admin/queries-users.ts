@@ -59,7 +59,10 @@ export async function getUser(db: Db, key: string): Promise<UserRow | undefined>
   return row;
 }
 
-/** Usage of the given users (at most a page of them): messages they sent, and model calls made for them. */
+/**
+ * Usage of the given users (at most a page of them): messages they sent, and model calls made for them. A
+ * contemplation's own row (provider "parley") sums its agents and synthesis, which are counted one by one instead.
+ */
 export async function usageOf(db: Db, keys: readonly string[]): Promise<Map<string, Usage>> {
   const usage = new Map<string, Usage>(keys.map((k) => [k, { ...NO_USAGE }]));
   if (keys.length === 0) return usage;
@@ -71,7 +74,7 @@ export async function usageOf(db: Db, keys: readonly string[]): Promise<Map<stri
     db.execute(sql`
       select user_key, count(*)::int as calls, coalesce(sum(tokens_in), 0)::float8 as tokens_in,
         coalesce(sum(tokens_out), 0)::float8 as tokens_out, coalesce(sum(cost_usd), 0)::float8 as cost
-      from model_calls where user_key in ${list(keys)} group by user_key`),
+      from model_calls where user_key in ${list(keys)} and provider <> 'parley' group by user_key`),
   ]);
   for (const r of rowsOf<Record<string, unknown>>(messageRows)) {
     const u = usage.get(String(r.user_key));
@@ -95,5 +98,25 @@ export async function setUserStatus(db: Db, key: string, status: UserStatus): Pr
 
 export async function setUserMode(db: Db, key: string, mode: Mode): Promise<boolean> {
   const rows = await db.update(users).set({ defaultMode: mode }).where(eq(users.key, key)).returning({ key: users.key });
+  return rows.length > 0;
+}
+
+/** A user's model calls, tokens and cost by mode (summaries count as "other"), as /usage counts them. */
+export async function usageByMode(db: Db, key: string): Promise<Array<{ mode: string; calls: number; tokens: number; costUsd: number }>> {
+  const rows = rowsOf<Record<string, unknown>>(
+    await db.execute(sql`
+      select coalesce(mode, 'other') as mode, count(*)::int as calls,
+        coalesce(sum(coalesce(tokens_in, 0) + coalesce(tokens_out, 0)), 0)::float8 as tokens, coalesce(sum(cost_usd), 0)::float8 as cost
+      from model_calls where user_key = ${key} and provider <> 'parley' group by 1 order by 1`),
+  );
+  return rows.map((r) => ({ mode: String(r.mode), calls: num(r.calls), tokens: num(r.tokens), costUsd: num(r.cost) }));
+}
+
+export const QUOTA_FIELDS = ["quotaMessagesPerMinute", "quotaContemplationsPerHour", "quotaTokensPerDay", "quotaCostPerDayUsd"] as const;
+export type QuotaOverrides = Record<(typeof QUOTA_FIELDS)[number], number | null>;
+
+/** A user's own quotas; null puts a quota back to the configured default, 0 means no limit. */
+export async function setUserQuotas(db: Db, key: string, quotas: QuotaOverrides): Promise<boolean> {
+  const rows = await db.update(users).set(quotas).where(eq(users.key, key)).returning({ key: users.key });
   return rows.length > 0;
 }

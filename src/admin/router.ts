@@ -17,7 +17,22 @@ import { createPasswordCheck } from "./password.ts";
 import { loadConversation, listConversations, type ConversationFilters } from "./queries-conversations.ts";
 import { listLogs, type LogFilters } from "./queries-logs.ts";
 import { loadOverview } from "./queries-overview.ts";
-import { getUser, listUsers, MODES, setUserMode, setUserStatus, usageOf, USER_STATUSES, NO_USAGE } from "./queries-users.ts";
+import {
+  getUser,
+  listUsers,
+  MODES,
+  NO_USAGE,
+  QUOTA_FIELDS,
+  setUserMode,
+  setUserQuotas,
+  setUserStatus,
+  usageByMode,
+  usageOf,
+  USER_STATUSES,
+  type QuotaOverrides,
+} from "./queries-users.ts";
+import { approvePairing, listPendingPairings, normalizeCode } from "../access/pairing.ts";
+import type { QuotaLimits } from "../quotas/guard.ts";
 import { createFailureLimiter } from "./rate-limit.ts";
 import { createSessionStore, type Session } from "./sessions.ts";
 import { conversationListView, conversationView } from "./views-conversations.ts";
@@ -44,6 +59,8 @@ export interface AdminDeps {
   log: Logger;
   /** The model router's view of each provider (circuit breaker); shown on the overview when given. */
   providerHealth?: () => readonly ProviderHealth[];
+  /** QUOTA_* defaults, shown beside a user's own quotas. */
+  quotaDefaults?: QuotaLimits;
   clock?: () => Date;
   /** Signed-in sessions end after this long without a request. */
   sessionIdleMs?: number;
@@ -58,6 +75,9 @@ const NOTICES: Record<string, string> = {
   pending: "The user is back to pending.",
   mode: "The default mode is saved.",
   deleted: "All of the user's data is deleted.",
+  approved: "The code is approved: that user may write now.",
+  "no-code": "There is no such pending code (codes are valid for an hour).",
+  quotas: "The quotas are saved.",
 };
 
 export async function createAdminRouter(deps: AdminDeps): Promise<Router> {
@@ -176,7 +196,15 @@ export async function createAdminRouter(deps: AdminDeps): Promise<Router> {
     const pageNumber = Math.min(queryPositiveInt(req, "page") ?? 1, 100_000);
     const { rows, more } = await listUsers(db, filters, pageNumber);
     const usage = await usageOf(db, rows.map((r) => r.key));
-    send(res, userListView(ctx(req, res), filters, rows, usage, pageNumber, more, noticeOf(req)).value);
+    const pending = await listPendingPairings(db, clock());
+    send(res, userListView(ctx(req, res), filters, rows, usage, pageNumber, more, noticeOf(req), pending).value);
+  });
+
+  router.post("/pairing/:code/approve", async (req, res) => {
+    const code = normalizeCode(String(req.params.code ?? ""));
+    const approved = code === undefined ? undefined : await approvePairing(db, code, clock());
+    if (approved) log.info({ user: approved.user }, "admin approved a pairing code");
+    res.redirect(303, `${req.baseUrl}/users?notice=${approved ? "approved" : "no-code"}`);
   });
 
   router.get("/users/:key", async (req, res, next) => {
@@ -184,7 +212,27 @@ export async function createAdminRouter(deps: AdminDeps): Promise<Router> {
     const user = key === undefined ? undefined : await getUser(db, key);
     if (!user) return next();
     const usage = (await usageOf(db, [user.key])).get(user.key) ?? NO_USAGE;
-    send(res, userView(ctx(req, res), user, usage, noticeOf(req)).value);
+    const byMode = await usageByMode(db, user.key);
+    send(res, userView(ctx(req, res), user, usage, noticeOf(req), { byMode, quotaDefaults: deps.quotaDefaults }).value);
+  });
+
+  router.post("/users/:key/quotas", async (req, res, next) => {
+    const key = userKeyParam(req);
+    if (key === undefined) return next();
+    const quotas = {} as QuotaOverrides;
+    for (const field of QUOTA_FIELDS) {
+      const raw = (bodyText(req, field, 30) ?? "").trim();
+      const value = raw === "" ? null : Number(raw);
+      if (value !== null && !(Number.isFinite(value) && value >= 0 && (field === "quotaCostPerDayUsd" || Number.isInteger(value)))) {
+        res.status(400);
+        send(res, refusedView(ctx(req, res), "Not saved", "Quotas are whole numbers (the cost a number of dollars), 0 or more.").value);
+        return;
+      }
+      quotas[field] = value;
+    }
+    if (!(await setUserQuotas(db, key, quotas))) return next();
+    log.info({ user: key, ...quotas }, "admin changed a user's quotas");
+    res.redirect(303, `${req.baseUrl}/users/${encodeURIComponent(key)}?notice=quotas`);
   });
 
   router.post("/users/:key/status", async (req, res, next) => {

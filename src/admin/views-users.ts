@@ -2,6 +2,8 @@ import { CHANNEL_NAMES } from "../core/keys.ts";
 import { formatCount, formatTime, formatUsd } from "./format.ts";
 import { html, href, type Html } from "./html.ts";
 import { csrfField, notice, page, type PageContext } from "./layout.ts";
+import type { PendingPairing } from "../access/pairing.ts";
+import type { QuotaLimits } from "../quotas/guard.ts";
 import { MODES, USER_STATUSES, type Usage, type UserFilters, type UserRow } from "./queries-users.ts";
 import { pager } from "./views-conversations.ts";
 
@@ -13,6 +15,7 @@ export function userListView(
   pageNumber: number,
   more: boolean,
   message: string | undefined,
+  pending: readonly PendingPairing[] = [],
 ): Html {
   const query = { status: filters.status, channel: filters.channel, q: filters.q };
   return page(
@@ -20,6 +23,7 @@ export function userListView(
     "users",
     "Users",
     html`${notice(message)}
+    ${pairingSection(ctx, pending)}
     <form class="filters" method="get" action="${ctx.base}/users">
       <label>Status <select name="status"><option value="">any</option>${USER_STATUSES.map(
         (s) => html`<option${s === filters.status ? html` selected` : ""}>${s}</option>`,
@@ -55,7 +59,52 @@ export function userListView(
   );
 }
 
-export function userView(ctx: PageContext, user: UserRow, usage: Usage, message: string | undefined): Html {
+/** Codes waiting for approval (ACCESS_POLICY=pairing), each with its Approve button. */
+function pairingSection(ctx: PageContext, pending: readonly PendingPairing[]): Html | "" {
+  if (pending.length === 0) return "";
+  return html`<section class="pairing" aria-labelledby="pairing-title">
+      <h2 id="pairing-title">Waiting for approval</h2>
+      <table class="grid-table pairing">
+      <thead><tr><th>Code</th><th>User</th><th>Asked</th><th>Expires</th><th></th></tr></thead>
+      <tbody>${pending.map(
+        (p) => html`<tr>
+          <td><code>${p.code}</code></td>
+          <td>${p.displayName ?? ""} <code class="muted">${p.user}</code></td>
+          <td class="nowrap">${formatTime(p.createdAt)}</td>
+          <td class="nowrap">${formatTime(p.expiresAt)}</td>
+          <td><form method="post" action="${ctx.base}/pairing/${p.code}/approve" class="inline">${csrfField(ctx)}<button type="submit" class="primary">Approve ${p.code}</button></form></td>
+        </tr>`,
+      )}</tbody></table>
+    </section>`;
+}
+
+export interface UserExtras {
+  /** Model calls, tokens and cost by mode. */
+  byMode: ReadonlyArray<{ mode: string; calls: number; tokens: number; costUsd: number }>;
+  /** The configured defaults (QUOTA_*), shown beside the user's own values. */
+  quotaDefaults?: QuotaLimits;
+}
+
+const QUOTA_INPUTS = [
+  ["quotaMessagesPerMinute", "messagesPerMinute", "Messages a minute", "1"],
+  ["quotaContemplationsPerHour", "contemplationsPerHour", "Contemplations an hour", "1"],
+  ["quotaTokensPerDay", "tokensPerDay", "Tokens a day", "1"],
+  ["quotaCostPerDayUsd", "costPerDayUsd", "Cost a day (USD)", "0.01"],
+] as const;
+
+function quotaForm(ctx: PageContext, action: string, user: UserRow, defaults: QuotaLimits | undefined): Html {
+  const shown = (value: number | null | undefined) => (value === null || value === undefined ? "no limit" : String(value));
+  return html`<form method="post" action="${action}/quotas" class="quotas">${csrfField(ctx)}
+        <p>Empty: the configured default. 0: no limit.</p>
+        ${QUOTA_INPUTS.map(
+          ([field, key, label, step]) =>
+            html`<label>${label} <input type="number" min="0" step="${step}" name="${field}" value="${user[field] === null ? "" : String(user[field])}" placeholder="default: ${shown(defaults?.[key])}"></label> `,
+        )}
+        <button type="submit">Save quotas</button>
+      </form>`;
+}
+
+export function userView(ctx: PageContext, user: UserRow, usage: Usage, message: string | undefined, extras?: UserExtras): Html {
   const action = `${ctx.base}/users/${encodeURIComponent(user.key)}`;
   const statusButton = (status: UserRow["status"], label: string, cls: string) =>
     user.status === status
@@ -76,6 +125,9 @@ export function userView(ctx: PageContext, user: UserRow, usage: Usage, message:
       <dt>Model calls</dt><dd>${formatCount(usage.calls)}</dd>
       <dt>Tokens in / out</dt><dd>${formatCount(usage.tokensIn)} / ${formatCount(usage.tokensOut)}</dd>
       <dt>Cost</dt><dd>${formatUsd(usage.costUsd)}</dd>
+      ${(extras?.byMode ?? []).map(
+        (m) => html`<dt>Calls in ${m.mode}</dt><dd>${formatCount(m.calls)} · ${formatCount(m.tokens)} tokens · ${formatUsd(m.costUsd)}</dd>`,
+      )}
     </dl>
     <p><a href="${href(`${ctx.base}/conversations`, { user: user.key })}">Conversations of this user</a></p>
     <section class="actions">
@@ -85,6 +137,8 @@ export function userView(ctx: PageContext, user: UserRow, usage: Usage, message:
         ${statusButton("blocked", "Block", "danger")}
         ${statusButton("pending", "Reset to pending", "")}
       </div>
+      <h2>Quotas</h2>
+      ${quotaForm(ctx, action, user, extras?.quotaDefaults)}
       <h2>Default mode</h2>
       <form method="post" action="${action}/mode" class="inline">${csrfField(ctx)}
         <select name="mode" aria-label="Default mode">${MODES.map((m) => html`<option${m === user.defaultMode ? html` selected` : ""}>${m}</option>`)}</select>

@@ -13,7 +13,8 @@ export type Command =
   | { type: "bad-mode"; given: string }
   /** /instant, /think, /contemplate …: answer this one message in that mode. `text` may be empty. */
   | { type: "ask"; mode: ModeName; text: string }
-  | { type: "unknown"; name: string };
+  /** Not one of these; `args` is the rest of the line (src/access/chat-commands.ts knows a few more). */
+  | { type: "unknown"; name: string; args?: string };
 
 const ASK: Record<string, ModeName> = {
   instant: "instant",
@@ -45,7 +46,7 @@ export function parseCommand(text: string): Command | null {
     }
     default: {
       const mode = ASK[name];
-      return mode ? { type: "ask", mode, text: rest } : { type: "unknown", name };
+      return mode ? { type: "ask", mode, text: rest } : { type: "unknown", name, ...(rest === "" ? {} : { args: rest }) };
     }
   }
 }
@@ -82,6 +83,8 @@ export const HELP_TEXT = [
   "/think …: answer this one message thinking it through",
   "/contemplate …: answer this one message with several agents working on it",
   "/reset: start a new conversation (I stop using the earlier messages)",
+  "/usage: what you have used today and this month, and your limits",
+  "/export: everything stored about you, as text",
   "/forget: delete everything stored about you",
   "/help: this message",
 ].join("\n");

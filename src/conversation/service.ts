@@ -8,7 +8,11 @@ import { estimateTokens } from "../models/tokens.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { PublicFetchOptions } from "../tools/public-fetch.ts";
 import { createToolSet } from "../tools/registry.ts";
-import { type AccessPolicy, decideAccess } from "./access.ts";
+import type { AccessGate, Refusal } from "../access/gate.ts";
+import type { ChatCommands } from "../access/chat-commands.ts";
+import { markForwarded, UNTRUSTED_RULE } from "../privacy/untrusted.ts";
+import type { QuotaGuard } from "../quotas/guard.ts";
+import type { UserLimiter } from "../quotas/user-limiter.ts";
 import { ASK_EMPTY_TEXT, BAD_MODE_TEXT, FORGET_ASK, HELP_TEXT, modeText, parseCommand, type Command } from "./commands.ts";
 import { buildPrompt, defaultSystemPrompt } from "./prompt.ts";
 import { createReplyStream } from "./reply-stream.ts";
@@ -32,7 +36,14 @@ export interface ConversationServiceDeps {
   modes?: ModeSettings;
   /** Tools offered to models that take them, and what they need. */
   tools?: { enabled: readonly string[]; timeZone: string; web?: Partial<PublicFetchOptions> };
-  access: AccessPolicy;
+  /** Who may talk (src/access): the policies, pairing codes, the once-an-hour notice. */
+  access: AccessGate;
+  /** Per-user quotas (src/quotas); no limits when omitted. */
+  quotas?: QuotaGuard;
+  /** One message of a user at a time, across chats (and processes with Redis); no such limit when omitted. */
+  userLimiter?: UserLimiter;
+  /** /usage, /export and the admins' commands (src/access/chat-commands.ts). */
+  chatCommands?: ChatCommands;
   /** Images and voice; without it attachments are ignored and only the text is answered. */
   media?: MediaSupport;
   /** Gathers the parts of an album into one turn; without it each part is answered on its own. */
@@ -86,6 +97,13 @@ export function createConversationService(deps: ConversationServiceDeps) {
   const say = async (adapter: ChannelAdapter, item: InboxItem, text: string) => {
     const reply = createReplyStream({ adapter, chat: item.message.chat, isGroup: item.message.isGroup, replyTo: replyTarget(item) });
     return reply.finish(text);
+  };
+
+  /** Tells the sender why, when they are to be told, and closes the row as ignored with the reason. */
+  const refuse = async (adapter: ChannelAdapter, item: InboxItem, refusal: Refusal) => {
+    if (refusal.reply) await say(adapter, item, refusal.reply);
+    await inbox.ignore(item.id, refusal.reason);
+    return "ignored" as const;
   };
 
   const deliverStored = async (adapter: ChannelAdapter, item: InboxItem, stored: MessageRow) => {
@@ -143,7 +161,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
     }
     const recent = await store.recentTurns(conversation.id, conversation.summaryThroughId ?? 0, HISTORY_PAGE);
     const prompt = buildPrompt({
-      system: deps.systemPrompt ?? defaultSystemPrompt(clock(), timeZone),
+      system: deps.systemPrompt ? `${deps.systemPrompt}\n\n${UNTRUSTED_RULE}` : defaultSystemPrompt(clock(), timeZone),
       summary: conversation.summary,
       recent,
       budgetTokens: budgetTokens(mode),
@@ -242,20 +260,23 @@ export function createConversationService(deps: ConversationServiceDeps) {
       return "requeued";
     }
     const user = await store.upsertUser(message, "pending");
-    const decision = decideAccess(access, message, user.status);
-    if (decision.type === "refused") {
-      await say(adapter, item, decision.reply);
-      await inbox.ignore(item.id, "sender not allowed");
-      return "ignored";
+    const refused = (await access.decide(message, user.status)) ?? (await deps.quotas?.admitMessage(user, item.id));
+    if (refused) return refuse(adapter, item, refused);
+    // Commands come from the sender's typed text only, never from a transcript, an image or a forwarded message.
+    const command = message.forwarded ? null : parseCommand(message.text);
+    const more = command?.type === "unknown" ? await deps.chatCommands?.run(command.name, command.args ?? "", message) : undefined;
+    if (more !== undefined) {
+      await say(adapter, item, more);
+      return "done";
     }
-    // Commands come from the sender's typed text only, never from a transcript or an image.
-    const command = parseCommand(message.text);
     const ask = command?.type === "ask" && (command.text !== "" || message.attachments.length > 0) ? command : undefined;
     if (command && !ask) {
       await runCommand(adapter, item, command, user);
       return "done";
     }
-    const turn = await userTurn(adapter, { ...message, text: ask ? ask.text : message.text }, signal);
+    const overQuota = await deps.quotas?.admitModelCall(user, ask ? ask.mode : user.defaultMode, item.id);
+    if (overQuota) return refuse(adapter, item, overQuota);
+    const turn = await userTurn(adapter, { ...message, text: ask ? ask.text : message.forwarded ? markForwarded(message.text) : message.text }, signal);
     if (turn.retryable && item.attempts < maxAttempts) {
       await inbox.retryLater(item.id, "an attachment could not be fetched", backoffMs(item.attempts));
       return "requeued";
@@ -277,7 +298,9 @@ export function createConversationService(deps: ConversationServiceDeps) {
     /** Handles one claimed row. Never throws for a problem of this message; rethrows only when the database fails. */
     async handle(item: InboxItem, signal: AbortSignal): Promise<void> {
       try {
-        const outcome = await process(item, signal);
+        const outcome = deps.userLimiter
+          ? await deps.userLimiter.run(item.message.user, () => process(item, signal))
+          : await process(item, signal);
         if (outcome === "done") await inbox.complete(item.id);
       } catch (error) {
         if (error instanceof RateLimitedError) {

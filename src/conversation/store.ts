@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, inArray, isNull, lte, sql } from "drizzle-orm";
 import type { ChatKey, InboundMessage, UserKey } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
-import { conversations, inbox, messages, modelCalls, users } from "../db/schema.ts";
+import { conversations, inbox, media, messages, modelCalls, pairingRequests, users } from "../db/schema.ts";
 import type { CallRecord } from "../models/router.ts";
 
 /**
@@ -44,7 +44,10 @@ export interface ConversationStore {
   updateCall(id: number, patch: Partial<CallRecord>): Promise<void>;
   /** The mode a person's messages are answered in unless they ask otherwise (/mode). */
   setDefaultMode(user: UserKey, mode: UserRow["defaultMode"]): Promise<void>;
-  /** Deletes everything stored about a person: conversations, messages, model call texts, inbox rows, the user row. */
+  /**
+   * Deletes everything stored about a person: conversations, messages, the images only they sent, model calls, the
+   * content of their inbox rows, a pairing request, the user row.
+   */
   forgetUser(user: UserKey): Promise<{ messages: number }>;
 }
 
@@ -149,7 +152,23 @@ export function createConversationStore(db: Db): ConversationStore {
     async forgetUser(user) {
       return db.transaction(async (tx) => {
         const owned = tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.userKey, user));
-        const deleted = await tx.delete(messages).where(inArray(messages.conversationId, owned)).returning({ id: messages.id });
+        const deleted = await tx
+          .delete(messages)
+          .where(inArray(messages.conversationId, owned))
+          .returning({ id: messages.id, media: messages.media });
+        // Their images, unless another message (someone else sent the same picture) still refers to them.
+        const images = [...new Set(deleted.flatMap((m) => m.media))];
+        if (images.length > 0) {
+          await tx
+            .delete(media)
+            .where(
+              and(
+                inArray(media.sha256, images),
+                sql`not exists (select 1 from ${messages} where ${messages.media} @> jsonb_build_array(${media.sha256}))`,
+              ),
+            );
+        }
+        await tx.delete(pairingRequests).where(eq(pairingRequests.userKey, user));
         await tx.delete(modelCalls).where(eq(modelCalls.userKey, user));
         await tx.delete(conversations).where(eq(conversations.userKey, user));
         // Inbox rows keep their ids (they deduplicate redeliveries) but lose their content.

@@ -38,6 +38,8 @@ export interface InboundMessage {
   replyToBot: boolean;
   /** The sender's own text (or caption), with the bot's @mention removed. */
   text: string;
+  /** The message was forwarded from someone else: its text is content for the model, never a command. */
+  forwarded?: boolean;
   attachments: Attachment[];
   receivedAt: Date;
   /** Messages sent together as one (a Telegram album) share this id; they are answered as one turn. */

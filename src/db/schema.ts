@@ -32,7 +32,31 @@ export const users = pgTable("users", {
   defaultMode: text("default_mode", { enum: ["instant", "thinking", "contemplating"] }).notNull().default("instant"),
   ...timestamps,
   lastSeenAt: timestamp("last_seen_at", { withTimezone: true }).notNull().defaultNow(),
+  /** This user's own quotas; null means the configured default (QUOTA_*), 0 means no limit. */
+  quotaMessagesPerMinute: integer("quota_messages_per_minute"),
+  quotaContemplationsPerHour: integer("quota_contemplations_per_hour"),
+  quotaTokensPerDay: integer("quota_tokens_per_day"),
+  quotaCostPerDayUsd: doublePrecision("quota_cost_per_day_usd"),
 });
+
+/**
+ * People who wrote without being allowed, one row per sender: the pairing code the operator approves (8 characters,
+ * valid for an hour), or none when too many codes were pending; and when the sender was last told, so the notice
+ * goes out at most once an hour. Keyed by the immutable user key, never a display name.
+ */
+export const pairingRequests = pgTable(
+  "pairing_requests",
+  {
+    userKey: text("user_key").primaryKey(),
+    channel: text("channel").notNull(),
+    displayName: text("display_name"),
+    code: text("code").unique(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    notifiedAt: timestamp("notified_at", { withTimezone: true }).notNull(),
+    ...timestamps,
+  },
+  (t) => [index("pairing_requests_channel_idx").on(t.channel, t.expiresAt)],
+);
 
 export const conversations = pgTable(
   "conversations",
@@ -73,6 +97,8 @@ export const inbox = pgTable(
   },
   (t) => [
     uniqueIndex("inbox_channel_message_uq").on(t.channel, t.platformMessageId),
+    // Quotas count a user's recent messages.
+    index("inbox_user_idx").on(t.userKey, t.id),
     // Claims look for the oldest unfinished row of each chat.
     index("inbox_open_idx").on(t.chatKey, t.id).where(sql`${t.state} in ('pending', 'working')`),
   ],
@@ -99,6 +125,8 @@ export const messages = pgTable(
   },
   (t) => [
     index("messages_conversation_idx").on(t.conversationId, t.id),
+    // HISTORY_RETENTION_DAYS deletes by age.
+    index("messages_created_idx").on(t.createdAt),
     uniqueIndex("messages_inbox_role_uq").on(t.inboxId, t.role),
   ],
 );
@@ -140,6 +168,8 @@ export const modelCalls = pgTable(
   },
   (t) => [
     index("model_calls_started_idx").on(t.startedAt),
+    // Quotas and /usage sum a user's calls over a window.
+    index("model_calls_user_idx").on(t.userKey, t.startedAt),
     index("model_calls_inbox_idx").on(t.inboxId),
     // The admin page walks a contemplation's tree: its sub-agent and synthesis calls point to their parent.
     index("model_calls_parent_idx").on(t.parentId),

@@ -13,7 +13,7 @@ export interface Readiness {
 
 export interface HttpAppOptions {
   readiness: () => Promise<Readiness>;
-  routers: Array<{ path: string; router: Router | RequestHandler; method?: "post" | "use" }>;
+  routers: Array<{ path: string; router: Router | RequestHandler; method?: "get" | "post" | "use" }>;
 }
 
 export function createHttpApp(options: HttpAppOptions): Express {
@@ -37,6 +37,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   });
   for (const { path, router, method } of options.routers) {
     if (method === "post") app.post(path, router);
+    else if (method === "get") app.get(path, router);
     else app.use(path, router);
   }
   return app;

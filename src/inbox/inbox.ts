@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { InboundMessage } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
 import { inbox } from "../db/schema.ts";
@@ -17,6 +17,8 @@ export interface InboxItem {
   id: number;
   message: InboundMessage;
   attempts: number;
+  /** When the row was stored (the database's clock): the start of the reply latency. */
+  storedAt?: Date;
 }
 
 export interface Inbox {
@@ -32,6 +34,8 @@ export interface Inbox {
   /** Releases the claim; the row is claimed again after `delayMs`. */
   retryLater(id: number, error: string, delayMs: number): Promise<void>;
   fail(id: number, error: string): Promise<void>;
+  /** Rows waiting (pending) and being answered (working), across every process sharing the database. */
+  depth(): Promise<{ pending: number; working: number }>;
 }
 
 export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
@@ -78,10 +82,10 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
         .update(inbox)
         .set({ state: "working", attempts: sql`${inbox.attempts} + 1`, leaseUntil: lease, updatedAt: sql`now()` })
         .where(eq(inbox.id, next))
-        .returning({ id: inbox.id, payload: inbox.payload, attempts: inbox.attempts });
+        .returning({ id: inbox.id, payload: inbox.payload, attempts: inbox.attempts, storedAt: inbox.createdAt });
       const row = rows[0];
       if (!row) return null;
-      return { id: row.id, attempts: row.attempts, message: reviveMessage(row.payload) };
+      return { id: row.id, attempts: row.attempts, message: reviveMessage(row.payload), storedAt: row.storedAt };
     },
 
     async extendLease(id) {
@@ -96,6 +100,18 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
     complete: (id) => finish(id, "done", null),
     ignore: (id, reason) => finish(id, "ignored", reason),
     fail: (id, error) => finish(id, "failed", error),
+
+    async depth() {
+      // One scan of the partial index on unfinished rows.
+      const [row] = await db
+        .select({
+          pending: sql<number>`count(*) filter (where ${inbox.state} = 'pending')`.mapWith(Number),
+          working: sql<number>`count(*) filter (where ${inbox.state} = 'working')`.mapWith(Number),
+        })
+        .from(inbox)
+        .where(inArray(inbox.state, ["pending", "working"]));
+      return { pending: row?.pending ?? 0, working: row?.working ?? 0 };
+    },
 
     async retryLater(id, error, delayMs) {
       await db

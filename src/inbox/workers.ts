@@ -7,7 +7,7 @@ import type { Inbox, InboxItem } from "./inbox.ts";
  * row is claimed again. A database that is down makes the workers back off and try again, never exit.
  */
 export interface WorkerPool {
-  /** Tells idle workers that a new row is waiting (saves them the poll interval). */
+  /** Tells an idle worker that a new row is waiting (saves it the poll interval); call it once per row stored. */
   wake(): void;
   /** Resolves when every worker has stopped after `signal` aborted (in-flight work finishes first). */
   done: Promise<void>;
@@ -26,24 +26,44 @@ export interface WorkerPoolOptions {
 export function startWorkers(options: WorkerPoolOptions): WorkerPool {
   const { inbox, handle, concurrency, leaseMs, log, signal } = options;
   const pollMs = options.pollMs ?? 1_000;
-  let waiters: Array<() => void> = [];
+  // Idle workers wait in line. A new row wakes one of them, not all (the others' claims would find nothing). One
+  // idle worker at a time polls on a timer, for what no wake announces (rows stored by another process, retries
+  // coming due, leases running out); when such a poll finds a row it wakes the next worker, which looks for
+  // another, and so on, so a backlog still reaches every worker.
+  type Reason = "announced" | "found";
+  let waiters: Array<(reason: Reason | "timer") => void> = [];
+  let polling = false;
 
-  const wake = () => {
+  const wakeOne = (reason: Reason) => waiters.shift()?.(reason);
+  const wakeAll = () => {
     const current = waiters;
     waiters = [];
-    for (const resolve of current) resolve();
+    for (const resolve of current) resolve("timer");
   };
-  signal.addEventListener("abort", wake, { once: true });
+  signal.addEventListener("abort", wakeAll, { once: true });
 
-  const idle = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+  /** Waits for a wake, or `ms` when given; tells which. */
+  const idle = (ms?: number) =>
+    new Promise<Reason | "timer">((resolve) => {
+      if (signal.aborted) return resolve("timer");
+      const timer = ms === undefined ? undefined : setTimeout(() => done("timer"), ms);
+      function done(reason: Reason | "timer") {
         clearTimeout(timer);
-        resolve();
+        waiters = waiters.filter((waiter) => waiter !== done);
+        resolve(reason);
       }
       waiters.push(done);
     });
+
+  const waitForWork = async () => {
+    if (polling) return idle();
+    polling = true;
+    try {
+      return await idle(pollMs);
+    } finally {
+      polling = false;
+    }
+  };
 
   const work = async (item: InboxItem) => {
     const heartbeat = setInterval(() => {
@@ -58,6 +78,7 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
 
   const loop = async (n: number) => {
     let failures = 0;
+    let woken: Reason | "timer" | "busy" = "busy";
     while (!signal.aborted) {
       let item: InboxItem | null;
       try {
@@ -71,9 +92,11 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
         continue;
       }
       if (!item) {
-        await idle(pollMs);
+        woken = await waitForWork();
         continue;
       }
+      if (woken === "timer" || woken === "found") wakeOne("found");
+      woken = "busy";
       try {
         await work(item);
       } catch (error) {
@@ -85,5 +108,5 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
   };
 
   const done = Promise.all(Array.from({ length: concurrency }, (_, n) => loop(n))).then(() => undefined);
-  return { wake, done };
+  return { wake: () => wakeOne("announced"), done };
 }

@@ -194,6 +194,8 @@ export interface RegisteredFile extends FileSpec {
 export interface FakeTelegramOptions {
   token?: string;
   bot?: Partial<UserFromGetMe>;
+  /** Called with each call recorded in `sent`, once it is answered (benchmarks watch replies arrive with it). */
+  onCall?: (call: SentCall) => void;
 }
 type Answer = { status: number; body: Record<string, unknown> };
 type Params = Record<string, unknown>;
@@ -224,6 +226,8 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
   const sent: SentCall[] = [];
   const downloads: string[] = [];
   const scripted = new Map<string, ScriptedError[]>();
+  /** Calls whose connection is cut instead of answered (a network error), per method, count. */
+  const drops = new Map<string, number>();
   const files = new Map<string, { spec: RegisteredFile; bytes: Uint8Array; chunked: boolean }>();
   const messages = new Map<string, { text: string }>();
   const messageIds = new Map<number, number>();
@@ -347,9 +351,16 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
     if (!method) return err(404, "Not Found");
     const call: SentCall = { method: methodName, params: p, at: Date.now() };
     if (methodName.toLowerCase() !== "getupdates") sent.push(call);
+    const drop = drops.get(methodName.toLowerCase()) ?? 0;
+    if (drop > 0) {
+      drops.set(methodName.toLowerCase(), drop - 1);
+      call.errorCode = 0;
+      return DROPPED;
+    }
     const script = scripted.get(methodName.toLowerCase())?.shift();
     const answer = script ? err(script.error_code, script.description, script.retry_after) : await method(p, signal);
     if (answer.status !== 200) call.errorCode = answer.status;
+    if (methodName.toLowerCase() !== "getupdates") options.onCall?.(call);
     return answer;
   }
 
@@ -408,6 +419,10 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
       list.push(error);
       scripted.set(method.toLowerCase(), list);
     },
+    /** The next `times` calls to `method` are cut before an answer: the client sees a network error (recorded with errorCode 0). */
+    dropNext(method: string, times = 1) {
+      drops.set(method.toLowerCase(), (drops.get(method.toLowerCase()) ?? 0) + times);
+    },
     /** The webhook Telegram would call, as set by setWebhook; undefined when long polling is allowed. */
     webhook: () => webhook,
     presetWebhook(url: string, secret_token?: string) {
@@ -433,7 +448,11 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
   };
 }
 
+/** The answer that is no answer: the connection is destroyed. */
+const DROPPED: Answer = { status: 0, body: {} };
+
 function sendJson(res: ServerResponse, answer: Answer) {
+  if (answer === DROPPED) return void res.destroy();
   if (res.headersSent || res.destroyed) return;
   const body = JSON.stringify(answer.body);
   res.writeHead(answer.status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });

@@ -1,0 +1,135 @@
+import type { Refusal } from "../access/gate.ts";
+import type { Db } from "../db/client.ts";
+import type { users } from "../db/schema.ts";
+import type { ModeName } from "../modes/index.ts";
+import { startOfDay, startOfNextDay } from "./calendar.ts";
+import { contemplationsSince, messagesSince, toldSince, usageSince } from "./usage.ts";
+
+/**
+ * Per-user quotas, checked before anything is sent to a model: messages a minute (every message, commands included),
+ * contemplations an hour, tokens and cost a day (the day of DEFAULT_TIMEZONE). The configured defaults (QUOTA_*)
+ * apply unless the user has their own value (set on the admin page); null or 0 means no limit.
+ *
+ * Counts come from the database (inbox rows, model_calls), so they hold across processes and restarts. The checks
+ * run inside the per-user limiter (user-limiter.ts), so one user's messages are judged one after the other. A day's
+ * token or cost limit can be passed by the one call that crosses it, never by a second one.
+ *
+ * Over a limit the user is told which limit and when it resets, once per window; further messages in that window
+ * are dropped silently (the reason stays on the inbox row).
+ */
+
+export interface QuotaLimits {
+  messagesPerMinute: number | null;
+  contemplationsPerHour: number | null;
+  tokensPerDay: number | null;
+  costPerDayUsd: number | null;
+}
+
+type UserRow = typeof users.$inferSelect;
+
+export interface QuotaGuard {
+  readonly defaults: QuotaLimits;
+  limitsOf(user: UserRow): QuotaLimits;
+  /** Every message: the messages-a-minute limit. */
+  admitMessage(user: UserRow, inboxId: number): Promise<Refusal | null>;
+  /** Before a message is answered by a model in `mode`. */
+  admitModelCall(user: UserRow, mode: ModeName, inboxId: number): Promise<Refusal | null>;
+}
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+export const QUOTA_REASONS = {
+  messagesPerMinute: "over quota: messages per minute",
+  contemplationsPerHour: "over quota: contemplations per hour",
+  tokensPerDay: "over quota: tokens per day",
+  costPerDayUsd: "over quota: cost per day",
+} as const satisfies Record<keyof QuotaLimits, string>;
+const TOLD = " (told)";
+
+export function limitsOf(defaults: QuotaLimits, user: Partial<UserRow>): QuotaLimits {
+  const pick = (own: number | null | undefined, fallback: number | null) => {
+    const value = own ?? fallback;
+    return value === null || value <= 0 ? null : value;
+  };
+  return {
+    messagesPerMinute: pick(user.quotaMessagesPerMinute, defaults.messagesPerMinute),
+    contemplationsPerHour: pick(user.quotaContemplationsPerHour, defaults.contemplationsPerHour),
+    tokensPerDay: pick(user.quotaTokensPerDay, defaults.tokensPerDay),
+    costPerDayUsd: pick(user.quotaCostPerDayUsd, defaults.costPerDayUsd),
+  };
+}
+
+export function createQuotaGuard(deps: { db: Db; defaults: QuotaLimits; timeZone: string; clock?: () => Date }): QuotaGuard {
+  const { db, defaults, timeZone } = deps;
+  const clock = deps.clock ?? (() => new Date());
+
+  /** The refusal for `quota`, with the reply only the first time in this window. */
+  const refuse = async (user: string, quota: keyof QuotaLimits, windowStart: Date, reply: string): Promise<Refusal> => {
+    const reason = QUOTA_REASONS[quota];
+    if (await toldSince(db, user, reason + TOLD, windowStart)) return { reason };
+    return { reason: reason + TOLD, reply };
+  };
+
+  return {
+    defaults,
+    limitsOf: (user) => limitsOf(defaults, user),
+
+    async admitMessage(user, inboxId) {
+      const limit = limitsOf(defaults, user).messagesPerMinute;
+      if (limit === null) return null;
+      const now = clock();
+      const since = new Date(now.getTime() - MINUTE);
+      const { count, oldest } = await messagesSince(db, user.key, since, inboxId);
+      if (count < limit) return null;
+      const resetsAt = new Date((oldest ?? now).getTime() + MINUTE);
+      return refuse(user.key, "messagesPerMinute", since, messagesReply(limit, resetsAt, now));
+    },
+
+    async admitModelCall(user, mode, inboxId) {
+      const limits = limitsOf(defaults, user);
+      const now = clock();
+      if (mode === "contemplating" && limits.contemplationsPerHour !== null) {
+        const since = new Date(now.getTime() - HOUR);
+        const { count, oldest } = await contemplationsSince(db, user.key, since, inboxId);
+        if (count >= limits.contemplationsPerHour) {
+          const resetsAt = new Date((oldest ?? now).getTime() + HOUR);
+          return refuse(user.key, "contemplationsPerHour", since, contemplationsReply(limits.contemplationsPerHour, resetsAt, now));
+        }
+      }
+      if (limits.tokensPerDay === null && limits.costPerDayUsd === null) return null;
+      const dayStart = startOfDay(now, timeZone);
+      const used = await usageSince(db, user.key, dayStart, inboxId);
+      const resetsAt = startOfNextDay(now, timeZone);
+      if (limits.tokensPerDay !== null && used.tokens >= limits.tokensPerDay) {
+        return refuse(user.key, "tokensPerDay", dayStart, dailyReply(`${formatNumber(limits.tokensPerDay)} tokens`, resetsAt, timeZone));
+      }
+      if (limits.costPerDayUsd !== null && used.costUsd >= limits.costPerDayUsd) {
+        return refuse(user.key, "costPerDayUsd", dayStart, dailyReply(`$${limits.costPerDayUsd.toFixed(2)} of model use`, resetsAt, timeZone));
+      }
+      return null;
+    },
+  };
+}
+
+function messagesReply(limit: number, resetsAt: Date, now: Date): string {
+  const seconds = Math.max(1, Math.ceil((resetsAt.getTime() - now.getTime()) / 1000));
+  return `You have sent ${limit} messages within a minute, the most I take. Please wait ${seconds} s, then send your message again.`;
+}
+
+function contemplationsReply(limit: number, resetsAt: Date, now: Date): string {
+  const minutes = Math.max(1, Math.ceil((resetsAt.getTime() - now.getTime()) / MINUTE));
+  return (
+    `You have used your ${limit} contemplations for this hour. The next one is possible in ${minutes} min; ` +
+    "until then, /think or a plain message works."
+  );
+}
+
+function dailyReply(what: string, resetsAt: Date, timeZone: string): string {
+  const at = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(resetsAt);
+  return `You have used your daily limit of ${what}. It resets at ${at} (${timeZone}); /usage shows where you stand.`;
+}
+
+export function formatNumber(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
