@@ -1,0 +1,40 @@
+import type { ChannelAdapter } from "../core/types.ts";
+import type { DatabaseTarget } from "../db/client.ts";
+import type { Logger } from "../observability/logger.ts";
+import { createLeadership, type Leadership } from "./leader.ts";
+import { receiveAsLeaderOnly } from "./leader-only.ts";
+import type { SharedLimits, TelegramThrottlerOptions } from "./shared-limits.ts";
+
+/**
+ * What several Parley processes share beyond the inbox (which PostgreSQL coordinates by itself): leadership for the
+ * jobs that only one process may do, and, with Redis, the platforms' rate limits. One process alone (or PGlite)
+ * is simply the leader of everything and limits itself.
+ */
+export interface Cluster {
+  /** Outbound throttler options for a Telegram bot, shared through Redis; undefined without REDIS_URL. */
+  telegramThrottler(token: string): TelegramThrottlerOptions | undefined;
+  /** `sender` sends from every process; a receiver from `createReceiver` runs only in the leader for `key`. */
+  leaderOnly(key: string, sender: ChannelAdapter, createReceiver: () => ChannelAdapter, standbyDetail: string): ChannelAdapter;
+  stop(): Promise<void>;
+}
+
+export async function createCluster(deps: { database: DatabaseTarget; redisUrl?: string; log: Logger }): Promise<Cluster> {
+  const leaderships: Leadership[] = [];
+  // The Redis client is loaded only when there is a Redis to talk to.
+  const limits: SharedLimits | undefined = deps.redisUrl
+    ? (await import("./shared-limits.ts")).createSharedLimits({ redisUrl: deps.redisUrl, log: deps.log })
+    : undefined;
+  return {
+    telegramThrottler: (token) => limits?.telegram(token.split(":")[0] ?? "bot"),
+    leaderOnly(key, sender, createReceiver, standbyDetail) {
+      if (deps.database.kind === "pglite") return sender;
+      const leadership = createLeadership({ target: deps.database, key, log: deps.log });
+      leaderships.push(leadership);
+      return receiveAsLeaderOnly({ leadership, sender, createReceiver, standbyDetail, log: deps.log });
+    },
+    async stop() {
+      await Promise.all(leaderships.map((l) => l.stop()));
+      await limits?.stop();
+    },
+  };
+}
