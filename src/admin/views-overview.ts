@@ -1,3 +1,4 @@
+import { loginQr, qrSvg } from "./qr.ts";
 import type { ChannelName, ChannelStatus } from "../core/types.ts";
 import { barChart } from "./chart.ts";
 import { formatCount, formatMs, formatPercent, formatTime, formatUsd } from "./format.ts";
@@ -71,7 +72,10 @@ export function overviewView(ctx: PageContext, data: OverviewData): Html {
 function channelDetail(status: ChannelStatus): Html | string {
   if (status.detail === undefined) return "";
   // A channel waiting for a login may put the pairing code (QR text) in its detail.
-  if (status.state === "needs-login") return html`<code class="login-code">${status.detail}</code>`;
+  if (status.state === "needs-login") {
+    const { text, qr } = loginQr(status.detail);
+    return qr ? html`<p>${text}</p>${qrSvg(qr)}` : html`<code class="login-code">${status.detail}</code>`;
+  }
   return status.detail;
 }
 
