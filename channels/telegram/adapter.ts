@@ -35,8 +35,8 @@ export interface TelegramChannel {
   webhookHandler?: RequestHandler;
 }
 
-/** Only new messages for now; callback_query joins when the mode buttons do. */
-const ALLOWED_UPDATES = ["message"] as const;
+/** New messages, and taps on the bot's buttons (the /mode choices). */
+const ALLOWED_UPDATES = ["message", "callback_query"] as const;
 
 /**
  * The Telegram channel (grammY). Long polling by default, webhook when configured. Either way an update is
@@ -85,6 +85,12 @@ export function createTelegramChannel(deps: TelegramChannelDeps): TelegramChanne
     if (message === null) return;
     if (deliver === undefined) throw new Error("the Telegram channel is not running");
     await deliver(message);
+    // Stop the button's spinner once the tap is stored; the answer itself comes as a message.
+    if (ctx.callbackQuery) {
+      await ctx.answerCallbackQuery().catch((error: unknown) =>
+        log.debug({ updateId: ctx.update.update_id, err: describeError(error, token) }, "answerCallbackQuery failed"),
+      );
+    }
   });
   bot.catch((error) => {
     log.error({ updateId: error.ctx.update.update_id, err: describeError(error.error, token) }, "handling a Telegram update failed");

@@ -17,6 +17,7 @@ export interface BotIdentity {
  * (service messages, stickers, locations, polls). Pure: `receivedAt` is Telegram's own message date.
  */
 export function normalizeUpdate(update: Update, bot: BotIdentity): InboundMessage | null {
+  if (update.callback_query) return normalizeButton(update.callback_query, bot);
   const m = update.message;
   if (!m || !m.from || m.from.is_bot || m.is_automatic_forward) return null;
   const rawText = m.text ?? m.caption ?? "";
@@ -104,4 +105,29 @@ function attachmentsOf(m: Message): Attachment[] {
   if (m.video) return [file("file", m.video, "video/mp4")];
   if (m.video_note) return [file("file", m.video_note, "video/mp4")];
   return [];
+}
+
+/**
+ * A tap on one of the bot's buttons: its callback data is the command it stands for, sent as the user's own message
+ * in the chat of the message that carried the button. Only buttons on the bot's own messages count.
+ */
+function normalizeButton(query: NonNullable<Update["callback_query"]>, bot: BotIdentity): InboundMessage | null {
+  const m = query.message;
+  if (!query.data || !m || !("chat" in m) || query.from.is_bot) return null;
+  if ("from" in m && m.from && m.from.id !== bot.id) return null;
+  const threadId = "message_thread_id" in m && "is_topic_message" in m && m.is_topic_message ? m.message_thread_id : undefined;
+  const displayName = [query.from.first_name, query.from.last_name].filter(Boolean).join(" ") || query.from.username;
+  return {
+    channel: "telegram",
+    platformMessageId: `callback:${query.id}`,
+    chat: telegramChatKey(threadId !== undefined ? { chatId: m.chat.id, threadId } : { chatId: m.chat.id }),
+    user: userKey("telegram", query.from.id),
+    ...(displayName ? { displayName } : {}),
+    isGroup: m.chat.type === "group" || m.chat.type === "supergroup",
+    mentionsBot: true,
+    replyToBot: true,
+    text: query.data,
+    attachments: [],
+    receivedAt: new Date(m.date * 1000),
+  };
 }

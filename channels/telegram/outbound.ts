@@ -1,6 +1,6 @@
 import type { Api } from "grammy";
 import type { Logger } from "pino";
-import type { ChatKey } from "../../src/core/types.ts";
+import type { ChatKey, SendOptions } from "../../src/core/types.ts";
 import { isPrivateChat, parseTelegramChat, type TelegramChatRef } from "./chat-ref.ts";
 import { describeError, isNotModifiedError, isParseEntitiesError, toChannelError } from "./errors.ts";
 import { markdownToTelegramHtml } from "./format.ts";
@@ -26,7 +26,7 @@ export function createOutbound(api: Api, log: Logger, token: string) {
   });
 
   return {
-    async send(chat: ChatKey, text: string, opts?: { replyTo?: string }): Promise<{ id: string }> {
+    async send(chat: ChatKey, text: string, opts?: SendOptions): Promise<{ id: string }> {
       const ref = parseTelegramChat(chat);
       const replyTo = opts?.replyTo === undefined ? undefined : Number(opts.replyTo.split(":").pop());
       try {
@@ -34,6 +34,9 @@ export function createOutbound(api: Api, log: Logger, token: string) {
           api.sendMessage(ref.chatId, body, {
             ...common(ref, html),
             link_preview_options: { is_disabled: true },
+            ...(opts?.buttons?.length
+              ? { reply_markup: { inline_keyboard: [opts.buttons.map((b) => ({ text: b.label, callback_data: b.command }))] } }
+              : {}),
             ...(replyTo !== undefined && Number.isInteger(replyTo)
               ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
               : {}),

@@ -1,4 +1,5 @@
 import { MODES, modeLabel, parseModeName, type ModeName } from "../modes/index.ts";
+import type { Button } from "../core/types.ts";
 
 /**
  * Chat commands, parsed from the sender's own text only (never from quoted or forwarded content, which adapters do
@@ -68,6 +69,11 @@ export function modeText(current: ModeName, agents: number, changed = false): st
     "Change it with /mode instant, /mode thinking or /mode contemplating.",
     "For one message only, start it with /think or /contemplate.",
   ].join("\n");
+}
+
+/** The /mode choices as buttons, where the platform shows them (the text names the commands as well). */
+export function modeButtons(current: ModeName): Button[] {
+  return MODES.map((mode) => ({ label: `${mode === current ? "✓ " : ""}${modeLabel(mode)}`, command: `/mode ${mode}` }));
 }
 
 export const BAD_MODE_TEXT = (given: string) =>

@@ -2,7 +2,7 @@ import { randomInt } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { DeliveryError, RateLimitedError } from "../core/errors.ts";
 import { splitText } from "../core/split-text.ts";
-import type { ChannelAdapter, ChatKey } from "../core/types.ts";
+import type { Button, ChannelAdapter, ChatKey } from "../core/types.ts";
 
 /**
  * Shows a reply to the user while the model writes it, then delivers the final text, as well as the channel allows:
@@ -30,6 +30,8 @@ export interface ReplyStreamOptions {
   isGroup: boolean;
   /** Platform id of the message this reply answers; given to the first message sent. */
   replyTo?: string;
+  /** Buttons under the last message of the reply, where the platform has them. */
+  buttons?: readonly Button[];
   clock?: Clock;
   /** Least time between two drafts. Default 400 ms. */
   draftIntervalMs?: number;
@@ -229,7 +231,8 @@ export function createReplyStream(options: ReplyStreamOptions): ReplyStream {
     const final = tidy(finalText ?? text);
     if (final === "") throw new Error("createReplyStream: the reply is empty; there is nothing to deliver");
     const messageIds: string[] = [];
-    for (const [index, chunk] of splitText(final, maxText).entries()) {
+    const chunks = splitText(final, maxText);
+    for (const [index, chunk] of chunks.entries()) {
       if (index === 0 && preview.kind === "edit" && preview.message) {
         if (await editPreview(preview.edit, preview.message, chunk)) {
           messageIds.push(preview.message.id);
@@ -237,7 +240,9 @@ export function createReplyStream(options: ReplyStreamOptions): ReplyStream {
         }
       }
       await waitUntil(blockedUntil);
-      const sent = await deliveryCall(() => adapter.send(chat, chunk, index === 0 ? replyOpts : undefined));
+      const last = index === chunks.length - 1;
+      const opts = { ...(index === 0 ? replyOpts : {}), ...(last && options.buttons ? { buttons: options.buttons } : {}) };
+      const sent = await deliveryCall(() => adapter.send(chat, chunk, Object.keys(opts).length > 0 ? opts : undefined));
       messageIds.push(sent.id);
     }
     return { messageIds };

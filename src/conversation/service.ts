@@ -1,4 +1,4 @@
-import type { ChannelAdapter, ChannelName } from "../core/types.ts";
+import type { Button, ChannelAdapter, ChannelName } from "../core/types.ts";
 import { DeliveryError, RateLimitedError, errorMessage } from "../core/errors.ts";
 import type { Albums } from "../inbox/albums.ts";
 import type { Inbox, InboxItem } from "../inbox/inbox.ts";
@@ -13,7 +13,7 @@ import type { ChatCommands } from "../access/chat-commands.ts";
 import { markForwarded, UNTRUSTED_RULE } from "../privacy/untrusted.ts";
 import type { QuotaGuard } from "../quotas/guard.ts";
 import type { UserLimiter } from "../quotas/user-limiter.ts";
-import { ASK_EMPTY_TEXT, BAD_MODE_TEXT, FORGET_ASK, HELP_TEXT, modeText, parseCommand, type Command } from "./commands.ts";
+import { ASK_EMPTY_TEXT, BAD_MODE_TEXT, FORGET_ASK, HELP_TEXT, modeButtons, modeText, parseCommand, type Command } from "./commands.ts";
 import { buildPrompt, defaultSystemPrompt } from "./prompt.ts";
 import { createReplyStream } from "./reply-stream.ts";
 import type { ConversationStore, MessageRow, UserRow } from "./store.ts";
@@ -94,8 +94,9 @@ export function createConversationService(deps: ConversationServiceDeps) {
   };
 
   /** Sends a short, complete text (no preview) and returns when every chunk is delivered. */
-  const say = async (adapter: ChannelAdapter, item: InboxItem, text: string) => {
-    const reply = createReplyStream({ adapter, chat: item.message.chat, isGroup: item.message.isGroup, replyTo: replyTarget(item) });
+  const say = async (adapter: ChannelAdapter, item: InboxItem, text: string, buttons?: readonly Button[]) => {
+    const { chat, isGroup } = item.message;
+    const reply = createReplyStream({ adapter, chat, isGroup, replyTo: replyTarget(item), ...(buttons ? { buttons } : {}) });
     return reply.finish(text);
   };
 
@@ -127,7 +128,12 @@ export function createConversationService(deps: ConversationServiceDeps) {
       }
       case "mode":
         if (command.set) await store.setDefaultMode(message.user, command.set);
-        return say(adapter, item, modeText(command.set ?? user.defaultMode, modes.contemplate.agents, command.set !== undefined));
+        return say(
+          adapter,
+          item,
+          modeText(command.set ?? user.defaultMode, modes.contemplate.agents, command.set !== undefined),
+          modeButtons(command.set ?? user.defaultMode),
+        );
       case "bad-mode":
         return say(adapter, item, BAD_MODE_TEXT(command.given));
       case "ask":

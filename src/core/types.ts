@@ -68,13 +68,27 @@ export interface ChannelLimits {
  */
 export type OnMessage = (message: InboundMessage) => Promise<void>;
 
+/** Choices shown under a message where the platform has buttons (Telegram); tapping one sends its command as the
+ * user's message. Platforms without buttons ignore them, so the text must name the commands too. */
+export interface Button {
+  label: string;
+  /** At most 64 bytes (Telegram's callback_data limit). */
+  command: string;
+}
+
+export interface SendOptions {
+  /** Platform message id to reply to. */
+  replyTo?: string;
+  buttons?: readonly Button[];
+}
+
 export interface ChannelAdapter {
   readonly name: ChannelName;
   readonly limits: ChannelLimits;
   /** Begins receiving. Resolves once the channel is receiving (or has reported why it cannot); ends when `signal` aborts. */
   start(onMessage: OnMessage, signal: AbortSignal): Promise<void>;
   /** Sends one message of at most `limits.maxText` characters. The text is Markdown as a model writes it. */
-  send(chat: ChatKey, text: string, opts?: { replyTo?: string }): Promise<{ id: string }>;
+  send(chat: ChatKey, text: string, opts?: SendOptions): Promise<{ id: string }>;
   /** Replaces the text of a message this adapter sent. Present when `limits.canEdit`. */
   edit?(chat: ChatKey, id: string, text: string): Promise<void>;
   /** Shows or updates a draft; `draftId` is stable for one reply. Present when `limits.canDraft`. */
