@@ -3,11 +3,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runCli } from "../scripts/parley.ts";
 import { loadConfig } from "../src/config.ts";
 import { inbox, pairingRequests, users } from "../src/db/schema.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
-import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
+import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
+import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { signInAdmin } from "./support/admin-client.ts";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { closeScene, openScene } from "./support/scene.ts";
 
 /**
  * Access end to end through the fake Bot API: pairing (the default), approval on the admin page, by the CLI and by an
@@ -52,15 +53,12 @@ describe.each(DATABASE_KINDS)("access through Telegram on %s", (kind) => {
   const asked = () => model.requestsFor(MODEL).map((r) => r.lastUserText);
 
   beforeEach(async () => {
-    db = await createTestDatabase(kind);
-    telegram = await startFakeTelegram();
-    model = await startFakeOpenAIServer();
+    ({ db, telegram, model } = await openScene(kind));
   });
   afterEach(async () => {
     await parley?.stop();
     parley = undefined;
-    await Promise.all([telegram.close(), model.close()]);
-    await db.drop();
+    await closeScene({ db, telegram, model });
   });
 
   it("pairs an unknown sender by default: a code once an hour, no model call, approval on the admin page", async () => {

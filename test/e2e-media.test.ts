@@ -1,11 +1,12 @@
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { media, messages } from "../src/db/schema.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
-import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
+import { type FakeTelegram } from "./fakes/telegram-api.ts";
+import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { fakePdf, oggOpusVoice, sidewaysJpeg, solidJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { closeScene, openScene } from "./support/scene.ts";
 
 const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 10_000, interval: 25 });
 
@@ -28,15 +29,12 @@ describe.each(DATABASE_KINDS)("images and voice through Telegram on %s", (kind) 
   let parley: TestParley | undefined;
 
   beforeEach(async () => {
-    db = await createTestDatabase(kind);
-    telegram = await startFakeTelegram();
-    model = await startFakeOpenAIServer();
+    ({ db, telegram, model } = await openScene(kind));
   });
   afterEach(async () => {
     await parley?.stop();
     parley = undefined;
-    await Promise.all([telegram.close(), model.close()]);
-    await db.drop();
+    await closeScene({ db, telegram, model });
   });
 
   const start = (extra: Record<string, string> = {}) =>

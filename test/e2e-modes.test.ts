@@ -2,10 +2,11 @@ import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { messages, modelCalls, users } from "../src/db/schema.ts";
 import { FALLBACK_NOTE } from "../src/modes/contemplate-prompts.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
-import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
+import { type FakeTelegram } from "./fakes/telegram-api.ts";
+import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { closeScene, openScene } from "./support/scene.ts";
 
 /**
  * The three modes end to end: Telegram updates in through the fake Bot API, the real AI SDK providers out to the fake
@@ -53,15 +54,12 @@ describe.each(DATABASE_KINDS)("modes end to end on %s", (kind) => {
   };
 
   beforeEach(async () => {
-    db = await createTestDatabase(kind);
-    telegram = await startFakeTelegram();
-    model = await startFakeOpenAIServer();
+    ({ db, telegram, model } = await openScene(kind));
   });
   afterEach(async () => {
     await parley?.stop();
     parley = undefined;
-    await Promise.all([telegram.close(), model.close()]);
-    await db.drop();
+    await closeScene({ db, telegram, model });
   });
 
   it("/mode shows and sets the default mode; Thinking then shows a status, reasons hard, and keeps its reasoning for admins", async () => {

@@ -2,10 +2,11 @@ import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MODEL_FAILED_REPLY } from "../src/conversation/service.ts";
 import { inbox, messages, modelCalls } from "../src/db/schema.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type Script } from "./fakes/openai-server.ts";
-import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { type FakeOpenAIServer, type Script } from "./fakes/openai-server.ts";
+import { type FakeTelegram } from "./fakes/telegram-api.ts";
+import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { closeScene, openScene } from "./support/scene.ts";
 
 /**
  * Faults through the real paths: a model that hangs (F5), a reply that cannot be sent once it is written (F8), and a
@@ -35,15 +36,12 @@ describe.each(DATABASE_KINDS)("faults on %s", (kind) => {
   const sentTexts = (chatId: number) => delivered(chatId).map((c) => String(c.params.text));
 
   beforeEach(async () => {
-    db = await createTestDatabase(kind);
-    telegram = await startFakeTelegram();
-    model = await startFakeOpenAIServer();
+    ({ db, telegram, model } = await openScene(kind));
   });
   afterEach(async () => {
     await parley?.stop();
     parley = undefined;
-    await Promise.all([telegram.close(), model.close()]);
-    await db.drop();
+    await closeScene({ db, telegram, model });
   });
 
   it("times out a hanging model, frees the worker for someone else, and tells the user (F5)", async () => {

@@ -3,10 +3,11 @@ import os from "node:os";
 import type { Request } from "express";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { metricsAccess } from "../src/observability/metrics.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
-import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
+import { type FakeTelegram } from "./fakes/telegram-api.ts";
+import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { closeScene, openScene } from "./support/scene.ts";
 
 const MODEL = "metrics-model";
 const TOKEN = "metrics-token-0123456789abcdef";
@@ -51,15 +52,12 @@ describe.each(DATABASE_KINDS)("/metrics through Parley's HTTP server on %s", (ki
     telegram.sent.filter((c) => c.method === "sendMessage" && c.params.chat_id === chatId && c.errorCode === undefined);
 
   beforeEach(async () => {
-    db = await createTestDatabase(kind);
-    telegram = await startFakeTelegram();
-    model = await startFakeOpenAIServer();
+    ({ db, telegram, model } = await openScene(kind));
   });
   afterEach(async () => {
     await parley?.stop();
     parley = undefined;
-    await Promise.all([telegram.close(), model.close()]);
-    await db.drop();
+    await closeScene({ db, telegram, model });
   });
 
   it("counts messages, replies, model calls and the queue, in Prometheus' text format", async () => {

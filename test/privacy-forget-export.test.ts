@@ -1,11 +1,12 @@
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { conversations, inbox, logs, media, messages, modelCalls, pairingRequests, users } from "../src/db/schema.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
-import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
+import { type FakeTelegram } from "./fakes/telegram-api.ts";
+import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { solidJpeg } from "./support/images.ts";
 import { startLoggedParley, type LoggedParley } from "./support/logged-parley.ts";
+import { closeScene, openScene } from "./support/scene.ts";
 
 /**
  * /forget and /export end to end (P3): what a user said, the images they sent and the model calls made for them are
@@ -45,15 +46,12 @@ describe.each(DATABASE_KINDS)("forget and export through Telegram on %s", (kind)
   const ask = (userId: number, text: string) => send(userId, telegram.updates.privateText(text, { userId }));
 
   beforeEach(async () => {
-    db = await createTestDatabase(kind);
-    telegram = await startFakeTelegram();
-    model = await startFakeOpenAIServer();
+    ({ db, telegram, model } = await openScene(kind));
   });
   afterEach(async () => {
     await parley?.stop();
     parley = undefined;
-    await Promise.all([telegram.close(), model.close()]);
-    await db.drop();
+    await closeScene({ db, telegram, model });
   });
 
   it("/forget deletes the user's messages, images, calls and log traces; the next prompt has no old history", async () => {

@@ -1,11 +1,12 @@
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inbox, modelCalls, users } from "../src/db/schema.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
-import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
+import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
+import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { signInAdmin } from "./support/admin-client.ts";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { closeScene, openScene } from "./support/scene.ts";
 
 /**
  * Quotas and fairness end to end: a burst from one user (L7), the daily token limit with a contemplation counted as
@@ -51,15 +52,12 @@ describe.each(DATABASE_KINDS)("quotas through Telegram on %s", (kind) => {
     });
 
   beforeEach(async () => {
-    db = await createTestDatabase(kind);
-    telegram = await startFakeTelegram();
-    model = await startFakeOpenAIServer();
+    ({ db, telegram, model } = await openScene(kind));
   });
   afterEach(async () => {
     await parley?.stop();
     parley = undefined;
-    await Promise.all([telegram.close(), model.close()]);
-    await db.drop();
+    await closeScene({ db, telegram, model });
   });
 
   it("answers a burst only up to the messages-a-minute limit, says so once, and keeps other users going (L7)", async () => {

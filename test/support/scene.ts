@@ -1,0 +1,22 @@
+import { startFakeOpenAIServer, type FakeOpenAIServer } from "../fakes/openai-server.ts";
+import { startFakeTelegram, type FakeTelegram } from "../fakes/telegram-api.ts";
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.ts";
+
+/** What an end-to-end test through Telegram needs around a Parley: a database of its own and the two fakes. */
+export interface Scene {
+  db: TestDatabase;
+  telegram: FakeTelegram;
+  model: FakeOpenAIServer;
+}
+
+export async function openScene(kind: DatabaseKind): Promise<Scene> {
+  const db = await createTestDatabase(kind);
+  const [telegram, model] = await Promise.all([startFakeTelegram(), startFakeOpenAIServer()]);
+  return { db, telegram, model };
+}
+
+/** Closes the fakes and drops the database (stop the Parley first). */
+export async function closeScene(scene: Scene): Promise<void> {
+  await Promise.all([scene.telegram.close(), scene.model.close()]);
+  await scene.db.drop();
+}
