@@ -88,6 +88,11 @@ export function createConversationService(deps: ConversationServiceDeps) {
     router
       ? Math.min(deps.historyMaxTokens, ...modelsOf(mode, modes).map((ref) => Math.floor(router.capabilities(ref).contextWindow / 2)))
       : deps.historyMaxTokens;
+  // Built once: the tools' schemas and closures are the same for every message.
+  const tools =
+    deps.tools && deps.tools.enabled.length > 0
+      ? createToolSet(deps.tools.enabled, { now: clock, timeZone, web: deps.tools.web })
+      : undefined;
   const calls: CallLog = {
     open: (call) => store.recordCall(call),
     close: (id, patch) => store.updateCall(id, { ...patch, error: patch.error === undefined ? undefined : scrub(patch.error) }),
@@ -175,10 +180,6 @@ export function createConversationService(deps: ConversationServiceDeps) {
 
     const messages = (deps.media && (await messagesWithImages(deps.media, prompt.turns))) ?? prompt.messages;
     const reply = createReplyStream({ adapter, chat: message.chat, isGroup: message.isGroup, replyTo: replyTarget(item) });
-    const tools =
-      deps.tools && deps.tools.enabled.length > 0
-        ? createToolSet(deps.tools.enabled, { now: clock, timeZone, web: deps.tools.web })
-        : undefined;
     let result: ModeResult;
     try {
       result = await runMode(mode, {
