@@ -94,6 +94,7 @@ export function receiveAsLeaderOnly(options: LeaderOnlyOptions): ChannelAdapter 
       await begin(onMessage, signal);
     },
     send: (chat, text, opts) => sender.send(chat, text, opts),
+    ...(sender.sendFile ? { sendFile: sender.sendFile.bind(sender) } : {}),
     ...(sender.edit ? { edit: sender.edit.bind(sender) } : {}),
     ...(sender.draft ? { draft: sender.draft.bind(sender) } : {}),
     ...(sender.typing ? { typing: sender.typing.bind(sender) } : {}),

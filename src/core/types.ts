@@ -82,6 +82,16 @@ export interface SendOptions {
   buttons?: readonly Button[];
 }
 
+/** A file Parley sends to a user (e.g. /export's JSON lines). Small: it is held in memory whole. */
+export interface OutboundFile {
+  /** Shown to the user as the file's name, e.g. "parley-export.jsonl". */
+  name: string;
+  mimeType: string;
+  bytes: Uint8Array;
+  /** A short line shown with the file, where the platform has captions. Plain text. */
+  caption?: string;
+}
+
 export interface ChannelAdapter {
   readonly name: ChannelName;
   readonly limits: ChannelLimits;
@@ -89,6 +99,12 @@ export interface ChannelAdapter {
   start(onMessage: OnMessage, signal: AbortSignal): Promise<void>;
   /** Sends one message of at most `limits.maxText` characters. The text is Markdown as a model writes it. */
   send(chat: ChatKey, text: string, opts?: SendOptions): Promise<{ id: string }>;
+  /**
+   * Sends one file as a document the user can save (Telegram sendDocument, a Graph media upload, a one-time link on
+   * the web page). Absent where the platform cannot take one; callers then send the content as text. Throws a
+   * DeliveryError (retryable or not) like `send`.
+   */
+  sendFile?(chat: ChatKey, file: OutboundFile, opts?: SendOptions): Promise<{ id: string }>;
   /** Replaces the text of a message this adapter sent. Present when `limits.canEdit`. */
   edit?(chat: ChatKey, id: string, text: string): Promise<void>;
   /** Shows or updates a draft; `draftId` is stable for one reply. Present when `limits.canDraft`. */
