@@ -1,6 +1,7 @@
 import type { ModelMessage } from "ai";
 import { estimateTokens } from "../models/tokens.ts";
 import type { Turn } from "./store.ts";
+import { dateFormat } from "../core/date-format.ts";
 
 /**
  * Prompt assembly, pure. The prompt is the system prompt, the rolling summary of what came before, and as many of
@@ -63,5 +64,5 @@ export function defaultSystemPrompt(now: Date, timeZone = "UTC"): string {
 
 /** YYYY-MM-DD in `timeZone`. */
 export function localDate(now: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(now);
+  return dateFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(now);
 }

@@ -1,3 +1,4 @@
+import { dateFormat } from "../core/date-format.ts";
 /**
  * Calendar windows in a time zone (DEFAULT_TIMEZONE): where "today" and "this month" begin for daily quotas and
  * /usage, and when the next day begins. Pure; daylight-saving days are 23 or 25 hours long and handled.
@@ -19,7 +20,7 @@ export function startOfMonth(now: Date, timeZone: string): Date {
 }
 
 function localParts(at: Date, timeZone: string) {
-  const parts = new Intl.DateTimeFormat("en-US", {
+  const parts = dateFormat("en-US", {
     timeZone,
     hourCycle: "h23",
     year: "numeric",

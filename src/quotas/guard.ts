@@ -4,6 +4,7 @@ import type { users } from "../db/schema.ts";
 import type { ModeName } from "../modes/index.ts";
 import { startOfDay, startOfNextDay } from "./calendar.ts";
 import { contemplationsSince, messagesSince, toldSince, usageSince } from "./usage.ts";
+import { dateFormat } from "../core/date-format.ts";
 
 /**
  * Per-user quotas, checked before anything is sent to a model: messages a minute (every message, commands included),
@@ -126,7 +127,7 @@ function contemplationsReply(limit: number, resetsAt: Date, now: Date): string {
 }
 
 function dailyReply(what: string, resetsAt: Date, timeZone: string): string {
-  const at = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(resetsAt);
+  const at = dateFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(resetsAt);
   return `You have used your daily limit of ${what}. It resets at ${at} (${timeZone}); /usage shows where you stand.`;
 }
 

@@ -1,6 +1,7 @@
 import { tool } from "ai";
 import { z } from "zod";
 import type { ToolDefinition } from "./types.ts";
+import { dateFormat } from "../core/date-format.ts";
 
 /** The current date and time, in the user's time zone (or another one the model asks for). */
 export const timeTool: ToolDefinition = {
@@ -20,7 +21,7 @@ export const timeTool: ToolDefinition = {
 export function describeTime(at: Date, timeZone: string): { timeZone: string; local: string; weekday: string; iso: string } {
   let format: Intl.DateTimeFormat;
   try {
-    format = new Intl.DateTimeFormat("en-CA", {
+    format = dateFormat("en-CA", {
       timeZone,
       year: "numeric",
       month: "2-digit",
@@ -35,7 +36,7 @@ export function describeTime(at: Date, timeZone: string): { timeZone: string; lo
     throw new Error(`unknown time zone "${timeZone}"; use an IANA name such as Europe/Paris`);
   }
   const parts = Object.fromEntries(format.formatToParts(at).map((p) => [p.type, p.value]));
-  const weekday = new Intl.DateTimeFormat("en-US", { timeZone, weekday: "long" }).format(at);
+  const weekday = dateFormat("en-US", { timeZone, weekday: "long" }).format(at);
   return {
     timeZone,
     local: `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${parts.timeZoneName ?? ""}`.trim(),
