@@ -51,12 +51,20 @@ export function createModelFactory(providers: Config["providers"], fetchImpl?: t
         });
     }
   };
+  // Models are stateless descriptions of an endpoint: one per ref for the process, not one per call.
+  const models = new Map<string, LanguageModel>();
   return (ref) => {
-    let provider = cache.get(ref.provider);
-    if (!provider) {
-      provider = make(ref.provider);
-      cache.set(ref.provider, provider);
+    const id = `${ref.provider}:${ref.model}`;
+    let model = models.get(id);
+    if (!model) {
+      let provider = cache.get(ref.provider);
+      if (!provider) {
+        provider = make(ref.provider);
+        cache.set(ref.provider, provider);
+      }
+      model = provider(ref.model);
+      models.set(id, model);
     }
-    return provider(ref.model);
+    return model;
   };
 }
