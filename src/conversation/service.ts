@@ -252,7 +252,8 @@ export function createConversationService(deps: ConversationServiceDeps) {
     if (album.type === "wait") return "requeued";
     const { item } = album;
     const { message } = item;
-    const prior = await store.replyFor(item.id);
+    // A reply can only exist from an earlier claim of this row (every claim counts an attempt).
+    const prior = item.attempts > 1 ? await store.replyFor(item.id) : undefined;
     if (prior) {
       if (!prior.deliveredAt) await deliverStored(adapter, item, prior);
       return "done";

@@ -51,26 +51,64 @@ export interface ConversationStore {
   forgetUser(user: UserKey): Promise<{ messages: number }>;
 }
 
+/** The store's queries run on every message; prepared once, they are not rebuilt (drizzle) or re-planned (PostgreSQL). */
+function prepareHotQueries(db: Db) {
+  const p = sql.placeholder;
+  const turnColumns = { id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens, media: messages.media };
+  return {
+    upsertUser: db
+      .insert(users)
+      .values({ key: p("key"), channel: p("channel"), displayName: p("displayName"), status: p("status") })
+      .onConflictDoUpdate({
+        target: users.key,
+        set: { displayName: sql`coalesce(excluded.display_name, ${users.displayName})`, lastSeenAt: sql`now()` },
+      })
+      .returning()
+      .prepare("parley_upsert_user"),
+    openConversation: db
+      .select()
+      .from(conversations)
+      .where(and(eq(conversations.userKey, p("user")), eq(conversations.chatKey, p("chat")), isNull(conversations.endedAt)))
+      .limit(1)
+      .prepare("parley_open_conversation"),
+    replyFor: db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.inboxId, p("inboxId")), eq(messages.role, "assistant")))
+      .prepare("parley_reply_for"),
+    markDelivered: db
+      .update(messages)
+      .set({ deliveredAt: sql`now()`, platformMessageIds: sql`${p("platformIds")}::jsonb` })
+      .where(eq(messages.id, p("id")))
+      .prepare("parley_mark_delivered"),
+    recentTurns: db
+      .select(turnColumns)
+      .from(messages)
+      .where(and(eq(messages.conversationId, p("conversationId")), gt(messages.id, p("afterId"))))
+      .orderBy(desc(messages.id))
+      .limit(p("limit"))
+      .prepare("parley_recent_turns"),
+  };
+}
+
 export function createConversationStore(db: Db): ConversationStore {
+  const hot = prepareHotQueries(db);
   return {
     async upsertUser(message, initialStatus) {
-      const [row] = await db
-        .insert(users)
-        .values({ key: message.user, channel: message.channel, displayName: message.displayName, status: initialStatus })
-        .onConflictDoUpdate({
-          target: users.key,
-          set: { displayName: sql`coalesce(excluded.display_name, ${users.displayName})`, lastSeenAt: sql`now()` },
-        })
-        .returning();
+      const [row] = await hot.upsertUser.execute({
+        key: message.user,
+        channel: message.channel,
+        displayName: message.displayName ?? null,
+        status: initialStatus,
+      });
       return row!;
     },
 
     async openConversation(user, chat) {
-      const open = and(eq(conversations.userKey, user), eq(conversations.chatKey, chat), isNull(conversations.endedAt));
-      const [existing] = await db.select().from(conversations).where(open).limit(1);
+      const [existing] = await hot.openConversation.execute({ user, chat });
       if (existing) return existing;
       await db.insert(conversations).values({ userKey: user, chatKey: chat }).onConflictDoNothing();
-      const [row] = await db.select().from(conversations).where(open).limit(1);
+      const [row] = await hot.openConversation.execute({ user, chat });
       return row!;
     },
 
@@ -99,27 +137,16 @@ export function createConversationStore(db: Db): ConversationStore {
     },
 
     async replyFor(inboxId) {
-      const [row] = await db
-        .select()
-        .from(messages)
-        .where(and(eq(messages.inboxId, inboxId), eq(messages.role, "assistant")));
+      const [row] = await hot.replyFor.execute({ inboxId });
       return row;
     },
 
     async markDelivered(messageId, platformIds) {
-      await db
-        .update(messages)
-        .set({ deliveredAt: sql`now()`, platformMessageIds: platformIds })
-        .where(eq(messages.id, messageId));
+      await hot.markDelivered.execute({ id: messageId, platformIds: JSON.stringify(platformIds) });
     },
 
     async recentTurns(conversationId, afterId, limit) {
-      return db
-        .select({ id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens, media: messages.media })
-        .from(messages)
-        .where(and(eq(messages.conversationId, conversationId), gt(messages.id, afterId)))
-        .orderBy(desc(messages.id))
-        .limit(limit);
+      return hot.recentTurns.execute({ conversationId, afterId, limit });
     },
 
     async turnsBetween(conversationId, afterId, throughId, limit) {
