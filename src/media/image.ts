@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import sharp from "sharp";
+import type { Metadata, OutputInfo, Sharp, SharpOptions } from "sharp";
 import { RefusedInputError } from "../core/errors.ts";
 import { IMAGE_MAX_FRAMES_DEFAULT, IMAGE_MAX_PIXELS_DEFAULT, IMAGE_MAX_SIDE_DEFAULT } from "./limits.ts";
 import { describeSniffed, sniff, type Sniffed } from "./sniff.ts";
@@ -39,13 +39,18 @@ const DEFAULT_LIMITS: ImageLimits = {
 const DECODABLE = new Set(["jpeg", "png", "webp", "gif", "heif"]);
 const JPEG_QUALITY = 85;
 
+/** sharp (libvips, ~20 MB resident) is loaded with the first image, not at start: many deployments never get one. */
+let loadedSharp: Promise<(input: Buffer, options: SharpOptions) => Sharp> | undefined;
+const sharpLib = () => (loadedSharp ??= import("sharp").then((m) => m.default));
+
 export async function prepareImage(bytes: Uint8Array, limits: Partial<ImageLimits> = {}): Promise<PreparedImage> {
   const { maxPixels, maxSide, maxFrames } = { ...DEFAULT_LIMITS, ...limits };
   const sniffed = sniff(bytes);
   if (sniffed.kind !== "image") throw notAnImage(sniffed);
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-  let meta: sharp.Metadata;
+  const sharp = await sharpLib();
+  let meta: Metadata;
   try {
     // Header only: no pixel is decoded here, so the declared size can be checked before it costs memory.
     meta = await sharp(input, { limitInputPixels: false, pages: 1 }).metadata();
@@ -69,7 +74,7 @@ export async function prepareImage(bytes: Uint8Array, limits: Partial<ImageLimit
     .rotate()
     .resize({ width: maxSide, height: maxSide, fit: "inside", withoutEnlargement: true });
   const alpha = meta.hasAlpha === true;
-  let output: { data: Buffer; info: sharp.OutputInfo };
+  let output: { data: Buffer; info: OutputInfo };
   try {
     output = await (alpha ? pipeline.png() : pipeline.jpeg({ quality: JPEG_QUALITY })).toBuffer({ resolveWithObject: true });
   } catch (error) {

@@ -1,5 +1,5 @@
 import Bottleneck from "bottleneck";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "../observability/logger.ts";
 
 /**
@@ -37,37 +37,48 @@ export function createUserLimiter(deps: { redisUrl?: string; log: Logger }): Use
   }
 
   const log = deps.log.child({ source: "limits" });
-  const client = new Redis(deps.redisUrl, { lazyConnect: false, enableAutoPipelining: true, maxRetriesPerRequest: 2 });
-  const connection = new Bottleneck.IORedisConnection({ client, Redis });
-  let reported = false;
-  connection.on("error", (error: unknown) => {
-    if (!reported) log.error({ err: error }, "Redis for the per-user limit is unreachable; each process limits its users alone");
-    reported = true;
-  });
-  client.on("ready", () => {
-    if (reported) log.info("Redis for the per-user limit is reachable again");
-    reported = false;
-  });
-  const clustered = new Bottleneck.Group({
-    maxConcurrent: 1,
-    timeout: IDLE_MS,
-    datastore: "ioredis",
-    connection,
-    clearDatastore: false,
-    id: `parley:users:${VERSION}`,
-  });
-  clustered.on("error", (error: unknown) => log.warn({ err: error }, "per-user limiter error"));
+  const redisUrl = deps.redisUrl;
+  // ioredis is loaded only when Redis is configured (it costs ~20 MB resident); until it is connected, and whenever
+  // it is not, each process limits its users on its own.
+  let shared: { client: Redis; connection: Bottleneck.IORedisConnection; group: Bottleneck.Group } | undefined;
+  const connecting = import("ioredis").then(({ Redis }) => {
+    const client = new Redis(redisUrl, { lazyConnect: false, enableAutoPipelining: true, maxRetriesPerRequest: 2 });
+    const connection = new Bottleneck.IORedisConnection({ client, Redis });
+    let reported = false;
+    connection.on("error", (error: unknown) => {
+      if (!reported) log.error({ err: error }, "Redis for the per-user limit is unreachable; each process limits its users alone");
+      reported = true;
+    });
+    client.on("ready", () => {
+      if (reported) log.info("Redis for the per-user limit is reachable again");
+      reported = false;
+    });
+    const group = new Bottleneck.Group({
+      maxConcurrent: 1,
+      timeout: IDLE_MS,
+      datastore: "ioredis",
+      connection,
+      clearDatastore: false,
+      id: `parley:users:${VERSION}`,
+    });
+    group.on("error", (error: unknown) => log.warn({ err: error }, "per-user limiter error"));
+    shared = { client, connection, group };
+  }).catch((error: unknown) => log.error({ err: error }, "could not load ioredis; each process limits its users alone"));
+  const isShared = () => shared?.client.status === "ready";
 
   return {
     run(user, job) {
-      const group = client.status === "ready" ? clustered : local;
+      const group = isShared() ? shared!.group : local;
       return group.key(user).schedule(job);
     },
-    shared: () => client.status === "ready",
+    shared: isShared,
     async stop() {
       await Promise.all(local.limiters().map(({ limiter }) => limiter.stop({ dropWaitingJobs: false })));
+      await connecting;
+      if (!shared) return;
+      const { group, connection } = shared;
       // Stops the group's limiters (their heartbeats); the shared connection is closed below.
-      await Promise.resolve(clustered.disconnect(true) as Promise<unknown> | undefined).catch(() => undefined);
+      await Promise.resolve(group.disconnect(true) as Promise<unknown> | undefined).catch(() => undefined);
       await connection.disconnect(true).catch(() => connection.disconnect(false));
     },
   };
