@@ -7,18 +7,20 @@ import { startFakeTelegram, type FakeTelegram } from "../test/fakes/telegram-api
 import { createBenchDatabase, type BenchDatabase } from "./bench/database.ts";
 import { seedHistories, timePromptAssembly, type AssemblyTiming } from "./bench/history.ts";
 import { createReplyWatcher, driveUsers, percentile, type ReplyWatcher } from "./bench/load.ts";
+import { bundle, buildParley } from "./build.ts";
 import { ROOT, startParleyProcess, startProcess, type ChildApp } from "./bench/processes.ts";
 import { FIGURE_LABELS, figuresOf, markdownTable, ratio, round, type LoadFigures } from "./bench/report.ts";
 
 /**
  * `npm run bench [-- --quick] [-- --profile]`: Parley's speed, measured end to end against fakes on 127.0.0.1.
  *
- * Parley runs as a separate process (node --import tsx src/main.ts), on PostgreSQL when DATABASE_URL is set (a
+ * Parley runs as a separate process, as `npm start` runs it (the bundle dist/parley.js, built at the start of the run),
+ * on PostgreSQL when DATABASE_URL is set (a
  * database created for the run and dropped after it) and PGlite otherwise, talking to a fake Telegram Bot API and a
  * fake OpenAI-compatible model with a set latency, both in this process. Simulated users write, wait for the reply,
  * think for a second (Telegram allows a bot about one message a second per chat), and write again. The same users
- * then talk to a minimal grammY bot (scripts/bench/floor-bot.ts: model call and reply, nothing else), and every
- * figure is also given as a ratio to that floor.
+ * then talk to a minimal grammY bot (scripts/bench/floor-bot.ts: model call and reply, nothing else; bundled the same
+ * way), and every figure is also given as a ratio to that floor.
  *
  * Results: a table on stdout and test-results/bench-results.json. Speed is compared as ratios within one run: the
  * machine may be busy with other work, so no absolute figure here is a pass or fail on its own.
@@ -66,8 +68,11 @@ const loadScenarios: LoadScenario[] = [
   },
 ];
 
+const FLOOR_BUNDLE = path.join(ROOT, "dist", "bench-floor-bot.js");
+
 async function main() {
   const startedAt = new Date();
+  await Promise.all([buildParley(), bundle("scripts/bench/floor-bot.ts", FLOOR_BUNDLE)]);
   const database = await createBenchDatabase(process.env.DATABASE_URL);
   const watcher = createReplyWatcher();
   const telegram = await startFakeTelegram({ onCall: watcher.onCall });
@@ -190,12 +195,11 @@ function parleyEnv(ctx: Context, extra: Record<string, string> = {}): Record<str
 
 async function startApp(ctx: Context, kind: "parley" | "floor", extra: Record<string, string> = {}, label: string = kind): Promise<ChildApp> {
   if (kind === "parley") {
-    // One profile per thread (tsx's module hooks run in a worker of their own): the main thread's is the big one.
     const nodeFlags = flags.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.join(profileDir, label)}`] : [];
     return startParleyProcess(parleyEnv(ctx, extra), { name: label, nodeFlags });
   }
   return startProcess({
-    script: "scripts/bench/floor-bot.ts",
+    script: path.relative(ROOT, FLOOR_BUNDLE),
     name: "floor",
     ready: /floor bot running/,
     env: {
@@ -225,7 +229,7 @@ async function runLoad(ctx: Context, scenario: LoadScenario, kind: "parley" | "f
     await driveUsers({ ...base, users: scenario.warmupUsers, messagesPerUser: 1, tag: "warm-up" });
     await sleepMs(THINK_MS);
     const lifetimePeakMb = round(app.peakRssBytes() / 2 ** 20, 1);
-    // The peak of the measured phase only: tsx compiling the sources at start-up has a peak of its own.
+    // The peak of the measured phase only: start-up (migrations, first connections) has a peak of its own.
     app.resetPeakRss();
     const cpuBefore = app.cpuMs();
     const run = await driveUsers({ ...base, users: scenario.users, messagesPerUser: scenario.messagesPerUser, timeoutMs: 120_000 });

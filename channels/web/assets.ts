@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { repoPath } from "../../src/core/package-root.ts";
 
 /**
  * The page, its script and its style sheet, read once from ./public. They are separate files so the page works under
@@ -12,7 +13,7 @@ export interface WebAssets {
 }
 
 export function loadWebAssets(): WebAssets {
-  const read = (name: string) => readFileSync(new URL(`./public/${name}`, import.meta.url), "utf8");
+  const read = (name: string) => readFileSync(repoPath("channels/web/public", name), "utf8");
   const html = read("chat.html");
   return {
     page: (base) => html.replaceAll("{{base}}", escapeHtml(base)),

@@ -1,18 +1,20 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { BUNDLE } from "../build.ts";
 
 /**
  * Parley (or another script of this repository) as a separate operating-system process, the way an operator runs
- * it: `node --import tsx src/main.ts`, configured by environment variables only. Used by the benchmark and by the
+ * it: `node --enable-source-maps dist/parley.js` (the bundle `npm start` builds and runs; scripts/build.ts), or
+ * `node --import tsx <script>.ts` for another script, configured by environment variables only. Used by the benchmark and by the
  * cluster tests. The process runs in an empty working directory, so a developer's `.env` never leaks in, and sees
  * only the variables given here (plus PATH, HOME and the like).
  *
  * It also reads what the kernel knows about the process: CPU time (utime + stime of /proc/<pid>/stat, all threads)
- * and peak resident memory (VmHWM of /proc/<pid>/status, summed over the process and its children; tsx keeps an
- * esbuild service as a child).
+ * and peak resident memory (VmHWM of /proc/<pid>/status, summed over the process and its children; under tsx an
+ * esbuild service is a child).
  */
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -42,7 +44,7 @@ export interface ChildApp {
 }
 
 export interface StartOptions {
-  /** A file of this repository, e.g. "src/main.ts". */
+  /** A file of this repository: TypeScript is run through tsx, JavaScript (dist/parley.js) by node itself. */
   script: string;
   env: Record<string, string>;
   name?: string;
@@ -57,7 +59,8 @@ export async function startProcess(options: StartOptions): Promise<ChildApp> {
   const cwd = mkdtempSync(path.join(tmpdir(), "parley-proc-"));
   const env: Record<string, string> = {};
   for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-  const child: ChildProcess = spawn(process.execPath, [...(options.nodeFlags ?? []), "--import", TSX, path.join(ROOT, options.script)], {
+  const runner = options.script.endsWith(".ts") ? ["--import", TSX] : ["--enable-source-maps"];
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeFlags ?? []), ...runner, path.join(ROOT, options.script)], {
     cwd,
     env: { ...env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -146,10 +149,14 @@ export async function startProcess(options: StartOptions): Promise<ChildApp> {
   };
 }
 
-/** Parley itself; resolves once it logged "Parley is running" (its URL is then known). */
+/**
+ * Parley itself, from the bundle (`npm run build`; the test suite's global setup and the benchmark build it); resolves
+ * once it logged "Parley is running" (its URL is then known).
+ */
 export async function startParleyProcess(env: Record<string, string>, options: { name?: string; nodeFlags?: string[] } = {}): Promise<ChildApp> {
+  if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build`);
   const app = await startProcess({
-    script: "src/main.ts",
+    script: path.relative(ROOT, BUNDLE),
     env: { HOST: "127.0.0.1", PORT: "0", ...env },
     name: options.name ?? "parley",
     ready: /"msg":"Parley is running"/,

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Request, Response } from "express";
+import { repoPath } from "../core/package-root.ts";
 
 /**
  * The admin page's style sheet and script, read once from ./public. They are files, not inline code, so the
@@ -13,7 +14,7 @@ const FILES: Record<string, { type: string; name: string }> = {
 
 export function assetsHandler() {
   const contents = new Map(
-    Object.entries(FILES).map(([key, file]) => [key, readFileSync(new URL(`./public/${file.name}`, import.meta.url), "utf8")]),
+    Object.entries(FILES).map(([key, file]) => [key, readFileSync(repoPath("src/admin/public", file.name), "utf8")]),
   );
   return (req: Request, res: Response): void => {
     const name = req.params.name;

@@ -1,10 +1,10 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
+import { repoPath } from "../core/package-root.ts";
 import type { Logger } from "../observability/logger.ts";
 import * as schema from "./schema.ts";
 
@@ -22,7 +22,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
+const MIGRATIONS = repoPath("migrations");
 
 /**
  * Opens PostgreSQL through a pg pool, or PGlite (embedded PostgreSQL in WebAssembly) in `<dataDir>/pglite`.
