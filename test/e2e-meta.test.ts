@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inbox, messages } from "../src/db/schema.ts";
+import { FORWARDED_MARK } from "../src/privacy/untrusted.ts";
 import { hubSignature, messengerWebhook, startFakeGraph, whatsappWebhook, type FakeGraph } from "./fakes/graph-api.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
@@ -67,6 +68,30 @@ describe.each(DATABASE_KINDS)("WhatsApp Cloud and Messenger through Parley on %s
     expect(sent).toMatchObject({ to: "4915112345678", text: { body: "echo: hello from WhatsApp" } });
     expect(model.requests).toHaveLength(1);
     expect(await parley.database.db.select().from(inbox)).toHaveLength(1);
+  });
+
+  it("treats a forwarded WhatsApp \"/forget\" as content for the model, marked as forwarded, never as the command", async () => {
+    const user = "4915187654321";
+    const texts = () =>
+      graph
+        .calls("whatsapp")
+        .map((r) => r.body as { to?: string; type?: string; text?: { body: string } })
+        .filter((b) => b.type === "text" && b.to === user)
+        .map((b) => b.text!.body);
+    const forwarded = whatsappWebhook.forwarded(whatsappWebhook.text(user, "wamid.FWD", "/forget", now()));
+    expect((await post("/webhooks/whatsapp", whatsappWebhook.payload([whatsappWebhook.change(graph.phoneNumberId, { messages: [forwarded] })]))).status).toBe(200);
+    await waitFor(() => expect(texts()).toHaveLength(1));
+    expect(model.requests).toHaveLength(1);
+    expect(model.requests[0]?.lastUserText).toBe(`${FORWARDED_MARK}\n/forget`);
+    expect(texts()[0]).not.toContain("/forget confirm");
+    expect((await parley.database.db.select().from(messages)).map((m) => m.role)).toEqual(["user", "assistant"]);
+
+    // The same text typed by the user is the command: no model call, the confirmation question instead.
+    const typed = whatsappWebhook.text(user, "wamid.OWN", "/forget", now());
+    expect((await post("/webhooks/whatsapp", whatsappWebhook.payload([whatsappWebhook.change(graph.phoneNumberId, { messages: [typed] })]))).status).toBe(200);
+    await waitFor(() => expect(texts()).toHaveLength(2));
+    expect(texts()[1]).toContain("/forget confirm");
+    expect(model.requests).toHaveLength(1);
   });
 
   it("answers a Messenger message and ignores echoes and read receipts", async () => {

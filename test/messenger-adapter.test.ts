@@ -5,8 +5,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMessengerChannel, type MessengerChannel } from "../channels/messenger/adapter.ts";
 import { DeliveryError, RateLimitedError, RefusedInputError, errorMessage } from "../src/core/errors.ts";
-import type { InboundMessage, OnMessage } from "../src/core/types.ts";
-import { hubSignature, messengerWebhook as fb, startFakeGraph, type FakeGraph } from "./fakes/graph-api.ts";
+import type { InboundMessage, OnMessage, OutboundFile } from "../src/core/types.ts";
+import { hubSignature, messengerWebhook as fb, startFakeGraph, type FakeGraph, type GraphRequest } from "./fakes/graph-api.ts";
 
 /** The real Messenger adapter against the fake Graph API, and its webhook on a real express server. */
 
@@ -123,6 +123,75 @@ describe("send", () => {
 
   it("refuses a WhatsApp chat key", async () => {
     expect(await fail(adapter().send("whatsapp-cloud:111", "x"))).toMatchObject({ name: "DeliveryError", retryable: false });
+  });
+});
+
+describe("sendFile", () => {
+  const bytes = new Uint8Array([...Buffer.from('{"role":"assistant","text":"ça va"}\n'), 0x00, 0xff, 0xfe, 0xc3, 0x28]);
+  const file = (overrides: Partial<OutboundFile> = {}): OutboundFile => ({
+    name: "parley-export-2026-01-01.jsonl",
+    mimeType: "text/plain",
+    bytes,
+    caption: "Everything stored about you, as JSON lines (1 line). /forget deletes all of it.",
+    ...overrides,
+  });
+  const sendFile = (chat: string, f: OutboundFile) => adapter().sendFile!(chat as `messenger:${string}`, f);
+  const isUpload = (r: GraphRequest) => r.files.filedata !== undefined;
+
+  it("sends the file as a multipart Send API call with its name, type and exact bytes, then the caption as text", async () => {
+    const before = graph.calls("messenger").length;
+    const { id } = await sendFile(`messenger:${PSID}`, file());
+    expect(id).toMatch(/^m_FAKE\d+$/);
+    const [upload, caption, ...rest] = graph.calls("messenger").slice(before);
+    expect(rest).toEqual([]);
+    expect(upload!.headers.authorization).toBe(`Bearer ${graph.token}`);
+    expect(upload!.headers["content-type"]).toMatch(/^multipart\/form-data; boundary=/);
+    expect(upload!.query).toEqual({});
+    expect(upload!.body).toEqual({
+      recipient: { id: PSID },
+      messaging_type: "RESPONSE",
+      message: { attachment: { type: "file", payload: { is_reusable: false } } },
+    });
+    expect(upload!.files.filedata).toMatchObject({ name: "parley-export-2026-01-01.jsonl", type: "text/plain" });
+    expect(Buffer.from(upload!.files.filedata!.bytes).equals(Buffer.from(bytes))).toBe(true);
+    expect(caption!.body).toEqual({ recipient: { id: PSID }, messaging_type: "RESPONSE", message: { text: file().caption } });
+  });
+
+  it("sends no caption message when there is none", async () => {
+    const before = graph.calls("messenger").length;
+    await sendFile(`messenger:${PSID}`, file({ caption: undefined }));
+    expect(graph.calls("messenger").slice(before).map(isUpload)).toEqual([true]);
+  });
+
+  it("maps Graph errors of the upload like send's, and then sends no caption", async () => {
+    const before = graph.calls("messenger").length;
+    graph.failNext(isUpload, { status: 400, error: { code: 10, error_subcode: 2018278, message: "(#10) This message is sent outside of allowed window." } });
+    const closed = await fail(sendFile(`messenger:${PSID}`, file()));
+    expect(closed).toMatchObject({ name: "DeliveryError", retryable: false, message: expect.stringContaining("24-hour window closed") });
+    graph.failNext(isUpload, { status: 400, error: { code: 613, message: "(#613) Calls to this api have exceeded the rate limit." }, headers: { "retry-after": "30" } });
+    const limited = await fail(sendFile(`messenger:${PSID}`, file()));
+    expect(limited).toBeInstanceOf(RateLimitedError);
+    expect((limited as RateLimitedError).retryAfterMs).toBe(30_000);
+    graph.failNext(isUpload, { status: 500, error: { code: 1, message: "An unknown error has occurred." } });
+    expect(await fail(sendFile(`messenger:${PSID}`, file()))).toMatchObject({ name: "DeliveryError", retryable: true });
+    expect(graph.calls("messenger").slice(before).map(isUpload)).toEqual([true, true, true]);
+  });
+
+  it("still reports the file as sent when only its caption fails, and logs that", async () => {
+    graph.failNext((r) => r.path.endsWith("/me/messages") && !isUpload(r), { status: 500, error: { code: 2, message: "Service temporarily unavailable" } });
+    const logged = lines.length;
+    const { id } = await sendFile(`messenger:${PSID}`, file());
+    expect(id).toMatch(/^m_FAKE\d+$/);
+    expect(lines.slice(logged).join("")).toContain("the file was sent but its caption was not");
+  });
+
+  it("refuses an empty file and one over Messenger's 25 MB without calling Graph", async () => {
+    const before = graph.requests.length;
+    expect(await fail(sendFile(`messenger:${PSID}`, file({ bytes: new Uint8Array() })))).toMatchObject({ name: "DeliveryError", retryable: false });
+    const big = await fail(sendFile(`messenger:${PSID}`, file({ bytes: new Uint8Array(25 * 1024 * 1024 + 1) })));
+    expect(big).toMatchObject({ name: "DeliveryError", retryable: false, message: expect.stringContaining("25 MB") });
+    expect(await fail(sendFile("whatsapp-cloud:111", file()))).toMatchObject({ name: "DeliveryError", retryable: false });
+    expect(graph.requests.length).toBe(before);
   });
 });
 

@@ -60,6 +60,21 @@ describe("normalizeMessengerPayload: delivered", () => {
   });
 });
 
+describe("normalizeMessengerPayload: forwarded messages", () => {
+  // Messenger's messages webhook has no forwarded flag, so nothing can be marked: a forwarded text looks typed.
+  it.each<[string, unknown]>([
+    ["a text", fb.text(PSID, "m_OWN", "/forget")],
+    ["a reply", { sender: { id: PSID }, recipient: { id: "PAGE" }, timestamp: 1, message: { mid: "m_RE", text: "/forget", reply_to: { mid: "m_0", is_self_reply: false } } }],
+    ["an image with text", fb.attachment(PSID, "m_IMG_T", "image", "https://scontent.xx.fbcdn.net/a.jpg", { text: "/forget" })],
+  ])("%s is never marked forwarded", (_name, item) => {
+    const [outcome] = normalize(fb.payload([item]));
+    expect(outcome?.type).toBe("message");
+    const message = (outcome as { message: InboundMessage }).message;
+    expect(message.text).toBe("/forget");
+    expect(message).not.toHaveProperty("forwarded");
+  });
+});
+
 describe("normalizeMessengerPayload: ignored", () => {
   it.each<[string, unknown, string]>([
     ["an echo of the page's own message", fb.echo(PSID, "m_ECHO", "our reply"), "echo of the page's own message"],

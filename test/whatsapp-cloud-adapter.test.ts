@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWhatsAppCloudChannel, type WhatsAppCloudChannel } from "../channels/whatsapp-cloud/adapter.ts";
 import { DeliveryError, RateLimitedError, RefusedInputError, errorMessage } from "../src/core/errors.ts";
-import type { InboundMessage, OnMessage } from "../src/core/types.ts";
+import type { InboundMessage, OnMessage, OutboundFile } from "../src/core/types.ts";
 import { hubSignature, startFakeGraph, whatsappWebhook as wa, type FakeGraph } from "./fakes/graph-api.ts";
 
 /** The real WhatsApp Cloud adapter against the fake Graph API, and its webhook on a real express server. */
@@ -180,6 +180,91 @@ describe("send", () => {
     } finally {
       now = new Date("2025-06-15T16:00:00Z");
     }
+  });
+});
+
+describe("sendFile", () => {
+  // Every byte value, a NUL and an invalid UTF-8 sequence included: the upload must not re-encode anything.
+  const bytes = new Uint8Array([...Buffer.from('{"role":"user","text":"hé"}\n'), ...Array.from({ length: 256 }, (_, i) => i), 0xc3, 0x28]);
+  const file = (overrides: Partial<OutboundFile> = {}): OutboundFile => ({
+    name: "parley-export-2026-01-01.jsonl",
+    mimeType: "text/plain",
+    bytes,
+    caption: "Everything stored about you, as JSON lines (1 line). /forget deletes all of it.",
+    ...overrides,
+  });
+  const sendFile = (chat: string, f: OutboundFile, opts?: { replyTo?: string }) => adapter().sendFile!(chat as `whatsapp-cloud:${string}`, f, opts);
+
+  it("uploads the bytes with their name and type, then sends the media id as a document with name and caption", async () => {
+    const { id } = await sendFile("whatsapp-cloud:4915112345678", file(), { replyTo: "wamid.ASK" });
+    expect(id).toMatch(/^wamid\.FAKE\d+$/);
+
+    const upload = graph.calls("upload").at(-1)!;
+    expect(upload.path).toBe(`/v23.0/${graph.phoneNumberId}/media`);
+    expect(upload.headers.authorization).toBe(`Bearer ${graph.token}`);
+    expect(upload.headers["content-type"]).toMatch(/^multipart\/form-data; boundary=/);
+    expect(upload.query).toEqual({});
+    expect(upload.body).toEqual({ messaging_product: "whatsapp", type: "text/plain" });
+    expect(upload.files.file).toMatchObject({ name: "parley-export-2026-01-01.jsonl", type: "text/plain" });
+    expect(Buffer.from(upload.files.file!.bytes).equals(Buffer.from(bytes))).toBe(true);
+
+    const send = graph.calls("whatsapp").at(-1)!;
+    expect(send.query).toEqual({});
+    const mediaId = (send.body as { document: { id: string } }).document.id;
+    expect(Buffer.from(graph.uploads.get(mediaId)!.bytes).equals(Buffer.from(bytes))).toBe(true);
+    expect(send.body).toEqual({
+      messaging_product: "whatsapp",
+      recipient_type: "individual",
+      to: "4915112345678",
+      type: "document",
+      document: { id: mediaId, filename: "parley-export-2026-01-01.jsonl", caption: file().caption },
+      context: { message_id: "wamid.ASK" },
+    });
+  });
+
+  it("cuts a caption to WhatsApp's 1024 characters and leaves an empty one out", async () => {
+    await sendFile("whatsapp-cloud:111", file({ caption: "x".repeat(2000) }));
+    const caption = (graph.calls("whatsapp").at(-1)!.body as { document: { caption: string } }).document.caption;
+    expect(caption).toHaveLength(1024);
+    expect(caption.endsWith("…")).toBe(true);
+    await sendFile("whatsapp-cloud:111", file({ caption: "  " }));
+    expect((graph.calls("whatsapp").at(-1)!.body as { document: object }).document).not.toHaveProperty("caption");
+  });
+
+  it("maps Graph errors of the upload and of the send like send's", async () => {
+    graph.failNext(/\/media$/, { status: 400, error: { code: 130429, message: "(#130429) Rate limit hit" }, headers: { "retry-after": "7" } });
+    const limited = await fail(sendFile("whatsapp-cloud:111", file()));
+    expect(limited).toBeInstanceOf(RateLimitedError);
+    expect((limited as RateLimitedError).retryAfterMs).toBe(7_000);
+
+    const sends = graph.calls("whatsapp").length;
+    graph.failNext(/\/media$/, { status: 503, error: { code: 2, message: "Service temporarily unavailable" } });
+    expect(await fail(sendFile("whatsapp-cloud:111", file()))).toMatchObject({ name: "DeliveryError", retryable: true });
+    expect(graph.calls("whatsapp").length).toBe(sends);
+
+    graph.failNext(/messages$/, { status: 400, error: { code: 131047, message: "Re-engagement message" } });
+    const closed = await fail(sendFile("whatsapp-cloud:111", file()));
+    expect(closed).toMatchObject({ name: "DeliveryError", retryable: false, message: expect.stringContaining("24-hour window closed") });
+
+    // A type WhatsApp does not deliver: the fake answers as Graph does (131053), a final error the service turns into text.
+    const refused = await fail(sendFile("whatsapp-cloud:111", file({ mimeType: "application/x-ndjson" })));
+    expect(refused).toMatchObject({ name: "DeliveryError", retryable: false, message: expect.stringContaining("131053") });
+  });
+
+  it("refuses an empty file, a non-MIME type, another channel's chat and a known closed window without calling Graph", async () => {
+    onMessage = async () => {};
+    await deliver(wa.payload([wa.change(graph.phoneNumberId, { messages: [wa.text("556", "wamid.OLD2", "hello", "1750000000")] })]));
+    const before = graph.requests.length;
+    expect(await fail(sendFile("whatsapp-cloud:111", file({ bytes: new Uint8Array() })))).toMatchObject({ retryable: false, message: expect.stringContaining("empty") });
+    expect(await fail(sendFile("whatsapp-cloud:111", file({ mimeType: "text/plain\r\nX-Evil: 1" })))).toMatchObject({ retryable: false });
+    expect(await fail(sendFile("messenger:123", file()))).toMatchObject({ name: "DeliveryError", retryable: false });
+    now = new Date((1_750_000_000 + 25 * 3600) * 1000);
+    try {
+      expect(await fail(sendFile("whatsapp-cloud:556", file()))).toMatchObject({ retryable: false, message: expect.stringContaining("24-hour window closed") });
+    } finally {
+      now = new Date("2025-06-15T16:00:00Z");
+    }
+    expect(graph.requests.length).toBe(before);
   });
 });
 

@@ -75,6 +75,46 @@ describe("normalizeWhatsAppPayload: delivered", () => {
   });
 });
 
+describe("normalizeWhatsAppPayload: forwarded messages", () => {
+  const messageOf = (raw: Record<string, unknown>) => {
+    const [outcome] = one(raw);
+    expect(outcome?.type).toBe("message");
+    return (outcome as { message: InboundMessage }).message;
+  };
+
+  it.each<[string, Record<string, unknown>, Partial<InboundMessage>]>([
+    ["a forwarded text", wa.forwarded(wa.text("15550002222", "wamid.FWD", "/forget")), { text: "/forget" }],
+    [
+      "a frequently forwarded image keeps its caption and media",
+      wa.forwarded(wa.image("15550002222", "wamid.FWD2", "5150", "look at this"), true),
+      { text: "look at this", attachments: [{ kind: "image", ref: "5150", mimeType: "image/jpeg" }] },
+    ],
+    [
+      "both flags, next to a quoted message's id",
+      { ...wa.text("15550002222", "wamid.FWD3", "hi"), context: { from: "15550003333", id: "wamid.Q", forwarded: true, frequently_forwarded: true } },
+      { text: "hi" },
+    ],
+    [
+      "an unexpected flag value counts as forwarded (its text is never taken for a command)",
+      { ...wa.text("15550002222", "wamid.FWD4", "/mode thinking"), context: { forwarded: "true" } },
+      { text: "/mode thinking" },
+    ],
+  ])("%s is marked forwarded", (_name, raw, expected) => {
+    expect(messageOf(raw)).toMatchObject({ ...expected, forwarded: true });
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ["no context", wa.text("15550002222", "wamid.OWN", "/forget")],
+    ["a reply to a quoted message", { ...wa.text("15550002222", "wamid.RE", "/forget"), context: { from: "15550003333", id: "wamid.Q" } }],
+    ["flags set to false", { ...wa.text("15550002222", "wamid.F", "/forget"), context: { forwarded: false, frequently_forwarded: false } }],
+    ["a context that is not an object", { ...wa.text("15550002222", "wamid.ODD", "/forget"), context: "x" }],
+  ])("%s is the sender's own text", (_name, raw) => {
+    const message = messageOf(raw);
+    expect(message.text).toBe("/forget");
+    expect(message).not.toHaveProperty("forwarded");
+  });
+});
+
 const ignoredTypes: Array<[string, Record<string, unknown>]> = [
   ["sticker", { type: "sticker", sticker: { id: "1", mime_type: "image/webp", animated: false } }],
   ["location", { type: "location", location: { latitude: 1, longitude: 2 } }],

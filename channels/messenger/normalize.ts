@@ -11,6 +11,10 @@ import { ignored, malformed, normalizeEntries, type InboundOutcome } from "../me
  * video and file attachments with an http(s) URL. Ignored with a reason: echoes of the page's own messages,
  * delivery and read receipts, postbacks, reactions, optins, referrals and other events, stickers (an image
  * attachment with a sticker_id, e.g. the thumbs-up) and location/fallback/template attachments.
+ *
+ * Forwarded messages cannot be told apart: Messenger's `messages` webhook documents `mid`, `text`, `quick_reply`,
+ * `reply_to`, `attachments` and `referral`, and no forwarded flag (unlike Telegram's `forward_origin` or WhatsApp's
+ * `context.forwarded`). A forwarded text therefore arrives as the sender's own, and `forwarded` is never set here.
  */
 
 const PSID = /^\d{1,32}$/;
@@ -59,6 +63,7 @@ function normalizeItem(raw: unknown, now: Date): InboundOutcome {
   const attachments = (message.attachments ?? []).flatMap(attachmentOf);
   const text = message.text ?? "";
   if (text === "" && attachments.length === 0) return ignored("no text or supported attachment (sticker, location, …)", message.mid);
+  // No `forwarded`: Messenger does not say whether a message was forwarded (see the comment at the top).
   const inbound: InboundMessage = {
     channel: "messenger",
     platformMessageId: message.mid,

@@ -2,11 +2,12 @@ import type { Router } from "express";
 import type { Logger } from "pino";
 import { DeliveryError } from "../../src/core/errors.ts";
 import { isKey, parseKey } from "../../src/core/keys.ts";
-import type { ChannelAdapter, ChannelStatus, ChatKey, OnMessage } from "../../src/core/types.ts";
+import type { ChannelAdapter, ChannelStatus, ChatKey, OnMessage, OutboundFile } from "../../src/core/types.ts";
 import { createChatMemory, type ChatMemory } from "./chat-memory.ts";
 import { describeError } from "./errors.ts";
 import { GRAPH_API_ROOT, createGraphClient, type GraphClient } from "./graph-client.ts";
 import { deliverOutcomes, type InboundOutcome } from "./inbound.ts";
+import { assertSendableFile } from "./outbound-file.ts";
 import { assertWebhookSecrets, createMetaWebhookRouter } from "./webhook.ts";
 
 /** What a Meta channel is configured with; `variables` in its spec names the variables that hold each secret. */
@@ -51,6 +52,8 @@ export interface MetaChannel {
   graph: GraphClient;
   memory: ChatMemory;
   clock: () => Date;
+  /** The channel's logger (never given the token). */
+  log: Logger;
   start: ChannelAdapter["start"];
   status: ChannelAdapter["status"];
   /** The platform id of one of this channel's chats; refuses (final) any other key before Graph is called. */
@@ -60,6 +63,11 @@ export interface MetaChannel {
    * known to be closed, without calling Graph.
    */
   textToSend(chat: ChatKey, text: string): string;
+  /**
+   * Refuses (final) an empty file, one over `maxBytes`, one without a plain MIME type, and one into a 24-hour window
+   * known to be closed, without calling Graph.
+   */
+  checkFile(chat: ChatKey, file: OutboundFile, maxBytes: number): void;
   /** The webhook router the channel mounts. */
   router: Router;
 }
@@ -117,10 +125,18 @@ export function createMetaChannel(deps: MetaChannelDeps, spec: MetaChannelSpec):
     },
   });
 
+  /** The window Meta enforces with error 131047 / 10+2018278, checked here when the last message is known. */
+  const assertWindowOpen = (chat: ChatKey, operation: string) => {
+    if (memory.windowClosed(chat, clock())) {
+      throw new DeliveryError(`${platform} ${operation}: the 24-hour window closed (the user's last message is more than 24 hours old); not sent`, false);
+    }
+  };
+
   return {
     graph,
     memory,
     clock,
+    log,
     router,
 
     async start(onMessage, signal) {
@@ -158,11 +174,14 @@ export function createMetaChannel(deps: MetaChannelDeps, spec: MetaChannelSpec):
         throw new DeliveryError(`${platform} send: ${text.length} characters exceed the limit of ${spec.maxText}`, false);
       }
       if (text.trim() === "") throw new DeliveryError(`${platform} send: the text is empty`, false);
-      if (memory.windowClosed(chat, clock())) {
-        throw new DeliveryError(`${platform} send: the 24-hour window closed (the user's last message is more than 24 hours old); not sent`, false);
-      }
+      assertWindowOpen(chat, "send");
       const rendered = spec.render(text);
       return rendered.length <= spec.maxText && rendered.trim() !== "" ? rendered : text;
+    },
+
+    checkFile(chat, file, maxBytes) {
+      assertSendableFile(file, platform, maxBytes);
+      assertWindowOpen(chat, "send file");
     },
   };
 }

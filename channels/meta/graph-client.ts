@@ -5,8 +5,8 @@ import { causeText, mapGraphError, redactToken, type GraphFailure } from "./erro
 /** The Graph API version Parley speaks, chosen once for both channels. */
 export const GRAPH_API_ROOT = "https://graph.facebook.com/v23.0";
 export const GRAPH_TIMEOUT_MS = 15_000;
-/** A file download may take longer than an API call; the caller's signal can end it sooner. */
-const DOWNLOAD_TIMEOUT_MS = 60_000;
+/** A file download or upload may take longer than an API call; the caller's signal can end it sooner. */
+const TRANSFER_TIMEOUT_MS = 60_000;
 
 export interface GraphClientOptions {
   /** e.g. https://graph.facebook.com/v23.0, without a trailing slash. */
@@ -23,7 +23,10 @@ export interface GraphClientOptions {
 }
 
 export interface GraphClient {
-  /** Calls `{root}{path}` with the token in the Authorization header; resolves with the JSON answer. */
+  /**
+   * Calls `{root}{path}` with the token in the Authorization header; resolves with the JSON answer. A `FormData`
+   * body is sent as multipart/form-data (a file upload, with the longer transfer timeout); any other body as JSON.
+   */
   call(operation: string, method: "GET" | "POST", path: string, body?: unknown, signal?: AbortSignal): Promise<unknown>;
   /**
    * Streams a file, refusing it (RefusedInputError) when its declared length is over `maxBytes` and aborting once
@@ -70,15 +73,18 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
 
   return {
     async call(operation, method, path, body, signal) {
+      const form = body instanceof FormData;
       const response = await request(
         operation,
         `${root}${path}`,
         {
           method,
-          headers: { ...auth, accept: "application/json", ...(body === undefined ? {} : { "content-type": "application/json" }) },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          // fetch writes the multipart Content-Type itself, with its boundary.
+          headers: { ...auth, accept: "application/json", ...(body === undefined || form ? {} : { "content-type": "application/json" }) },
+          ...(body === undefined ? {} : { body: form ? body : JSON.stringify(body) }),
         },
         signal,
+        form ? TRANSFER_TIMEOUT_MS : timeoutMs,
       );
       let text: string;
       try {
@@ -113,7 +119,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
       if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
         throw new DeliveryError(`${platform} download: only http(s) URLs are fetched, not ${parsed.protocol}`, false);
       }
-      const response = await request("download", parsed.href, { headers: withToken ? auth : {} }, signal, DOWNLOAD_TIMEOUT_MS);
+      const response = await request("download", parsed.href, { headers: withToken ? auth : {} }, signal, TRANSFER_TIMEOUT_MS);
       if (!response.ok || !response.body) {
         await response.body?.cancel().catch(() => {});
         if (response.status === 401 && withToken) {

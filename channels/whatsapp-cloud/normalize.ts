@@ -12,6 +12,9 @@ import { ignored, malformed, normalizeEntries, type InboundOutcome } from "../me
  * another phone number of the same account, and stickers, locations, contacts, reactions, orders, system and
  * unsupported messages: there is nothing in them to answer, and an empty message would make the service reply
  * "I can only read text". (To answer them, turn the `unsupported type` outcome into a message in one place here.)
+ *
+ * A message the user forwarded (`context.forwarded`, or `context.frequently_forwarded` once it went through many
+ * chats) is marked `forwarded`: its text is someone else's, so the service never reads a command from it.
  */
 
 const WA_ID = /^[\w.+-]{1,64}$/;
@@ -28,6 +31,8 @@ const messageSchema = z.object({
   id: z.string().min(1).max(256),
   timestamp: z.union([z.string(), z.number()]).optional(),
   type: z.string(),
+  // Also carries `from`/`id` of a quoted message; only the forward flags are read (see forwardedFlag).
+  context: z.object({ forwarded: z.unknown().optional(), frequently_forwarded: z.unknown().optional() }).nullish().catch(undefined),
   text: z.object({ body: z.string() }).optional(),
   image: media.optional(),
   audio: media.optional(),
@@ -111,6 +116,7 @@ function normalizeMessage(m: WhatsAppMessage, displayName: string | undefined, n
     mentionsBot: false,
     replyToBot: false,
     text: content.text,
+    ...(forwardedFlag(m.context?.forwarded) || forwardedFlag(m.context?.frequently_forwarded) ? { forwarded: true } : {}),
     attachments: content.attachments,
     receivedAt: timestampOf(m.timestamp) ?? now,
   };
@@ -149,6 +155,11 @@ function attachment(kind: Attachment["kind"], file: z.infer<typeof media>): Atta
     ...(file.mime_type === undefined ? {} : { mimeType: file.mime_type.split(";")[0]!.trim() }),
     ...(file.filename === undefined ? {} : { fileName: file.filename }),
   };
+}
+
+/** Meta sends `true`; anything there but `false` counts, so an odd value makes text content rather than a command. */
+function forwardedFlag(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== false;
 }
 
 function timestampOf(value: string | number | undefined): Date | undefined {

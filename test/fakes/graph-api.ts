@@ -2,14 +2,19 @@
  * A fake Meta Graph API: a real HTTP server on 127.0.0.1 that answers the calls Parley's WhatsApp Cloud and Messenger
  * adapters make, in Graph's own shapes, so the production code path runs against it (`graphApiRoot: fake.root`).
  *
- * - `POST /{version}/{phone-number-id}/messages`: WhatsApp text sends and read+typing indicators;
- * - `POST /{version}/me/messages`: Messenger sends and sender actions;
+ * - `POST /{version}/{phone-number-id}/messages`: WhatsApp text and document sends and read+typing indicators;
+ * - `POST /{version}/{phone-number-id}/media`: a WhatsApp media upload (multipart: messaging_product, type, file),
+ *   answered `{ id }`; the id can then be sent as a document and looked up like received media;
+ * - `POST /{version}/me/messages`: Messenger sends and sender actions, as JSON, or as multipart with the attachment
+ *   in `filedata` (the fields `recipient` and `message` are JSON texts, as Graph reads them);
  * - `GET /{version}/{media-id}`: WhatsApp media metadata, whose `url` points at `GET /media/{id}` on this server,
  *   which like lookaside.fbsbx.com wants the same Bearer token;
  * - `GET /cdn/{name}`: a Messenger attachment URL (no token, like Meta's CDN).
  *
- * Every request is recorded; failures are scripted per route in Graph's error shape. Also here, since Meta is the
- * one that signs them: builders for webhook payloads and their `X-Hub-Signature-256`.
+ * Every request is recorded, multipart bodies parsed (fields in `body`, file parts in `files`); failures are
+ * scripted per route in Graph's error shape. The fake is stricter than Graph in one place: a document whose media
+ * id was never uploaded is refused at once (Graph accepts it and reports the failure later in a status webhook).
+ * Also here, since Meta is the one that signs them: builders for webhook payloads and their `X-Hub-Signature-256`.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -17,13 +22,24 @@ import type { AddressInfo } from "node:net";
 
 export const GRAPH_VERSION = "v23.0";
 
+/** One file part of a multipart body, as Graph would store it. */
+export interface FakeFilePart {
+  /** The part's filename. */
+  name: string;
+  /** The part's Content-Type. */
+  type: string;
+  bytes: Uint8Array;
+}
+
 export interface GraphRequest {
   method: string;
   path: string;
   query: Record<string, string>;
   headers: IncomingHttpHeaders;
-  /** The parsed JSON body, when there was one. */
+  /** The parsed JSON body, or a multipart body's text fields (those holding JSON parsed), when there was one. */
   body: unknown;
+  /** A multipart body's file parts by field name; empty otherwise. */
+  files: Record<string, FakeFilePart>;
   at: number;
 }
 
@@ -39,8 +55,8 @@ export interface FakeMedia {
   id: string;
   mimeType: string;
   bytes?: Uint8Array;
-  /** What the metadata says `file_size` is; default the real length. */
-  declaredSize?: number;
+  /** What the metadata says `file_size` is; default the real length; null leaves it out. */
+  declaredSize?: number | null;
   /** Send Content-Length with the download (default true). */
   withLength?: boolean;
   /** Stream zeros until the client goes away (a huge chunked download). */
@@ -54,26 +70,43 @@ export interface FakeGraph {
   token: string;
   phoneNumberId: string;
   requests: GraphRequest[];
-  /** The next `times` requests whose "METHOD path" matches fail like this. */
-  failNext(match: RegExp, failure: GraphFailureScript, times?: number): void;
+  /** The next `times` requests whose "METHOD path" matches (or for which the function is true) fail like this. */
+  failNext(match: RegExp | ((request: GraphRequest) => boolean), failure: GraphFailureScript, times?: number): void;
   addMedia(media: FakeMedia): void;
   /** A file on the fake CDN; returns its URL. */
   addCdnFile(name: string, bytes: Uint8Array, opts?: { withLength?: boolean; endless?: boolean }): string;
   /** Bytes written for each download path so far (to see that an endless stream was cut). */
   bytesServed(path: string): number;
-  /** Requests to one route: "whatsapp" (/{id}/messages), "messenger" (/me/messages), "media" or "download". */
-  calls(route: "whatsapp" | "messenger" | "media" | "download"): GraphRequest[];
+  /** Files uploaded to `/{phone-number-id}/media`, by the media id they were given. */
+  uploads: Map<string, FakeFilePart>;
+  /**
+   * Requests to one route: "whatsapp" (/{id}/messages), "messenger" (/me/messages), "media" (GET /{media-id}),
+   * "upload" (POST /{id}/media) or "download".
+   */
+  calls(route: "whatsapp" | "messenger" | "media" | "upload" | "download"): GraphRequest[];
   close(): Promise<void>;
 }
 
 const CHUNK = new Uint8Array(64 * 1024);
+/** What WhatsApp's media endpoint takes for a document (and the image types), per its Supported Media Types table. */
+const WHATSAPP_UPLOAD_TYPES = new Set([
+  "text/plain", "application/pdf", "application/vnd.ms-powerpoint", "application/msword", "application/vnd.ms-excel",
+  "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  "image/jpeg", "image/png",
+]);
+const WHATSAPP_DOCUMENT_MAX_BYTES = 100 * 1024 * 1024;
+const WHATSAPP_CAPTION_MAX = 1024;
+const MESSENGER_ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024;
 
 export async function startFakeGraph(options: { token?: string; phoneNumberId?: string } = {}): Promise<FakeGraph> {
   const token = options.token ?? `EAAG${randomBytes(24).toString("hex")}`;
   const phoneNumberId = options.phoneNumberId ?? "106540352242922";
   const requests: GraphRequest[] = [];
-  const scripts: Array<{ match: RegExp; failure: GraphFailureScript; times: number }> = [];
+  const scripts: Array<{ match: (request: GraphRequest) => boolean; failure: GraphFailureScript; times: number }> = [];
   const media = new Map<string, FakeMedia>();
+  const uploads = new Map<string, FakeFilePart>();
   const cdn = new Map<string, { bytes: Uint8Array; withLength: boolean; endless: boolean }>();
   const served = new Map<string, number>();
   let counter = 0;
@@ -134,11 +167,11 @@ export async function startFakeGraph(options: { token?: string; phoneNumberId?: 
     }
     if (!authorized(req)) return graphError(res, 401, 190, "Invalid OAuth access token - Cannot parse access token");
 
-    if (method === "POST" && rest === "me/messages") return messenger(res, body);
-    const wa = /^(\d+)\/messages$/.exec(rest);
+    if (method === "POST" && rest === "me/messages") return messenger(res, body, record.files);
+    const wa = /^(\d+)\/(messages|media)$/.exec(rest);
     if (method === "POST" && wa) {
       if (wa[1] !== phoneNumberId) return invalidParameter(res, `Unsupported post request. Object with ID '${wa[1]}' does not exist`);
-      return whatsapp(res, body);
+      return wa[2] === "media" ? whatsappUpload(res, body, record.files) : whatsapp(res, body);
     }
     const mediaId = /^([\w.-]+)$/.exec(rest);
     if (method === "GET" && mediaId) {
@@ -149,7 +182,7 @@ export async function startFakeGraph(options: { token?: string; phoneNumberId?: 
         url: `${base}/media/${item.id}`,
         mime_type: item.mimeType,
         sha256: "fakesha256",
-        file_size: String(item.declaredSize ?? item.bytes?.byteLength ?? 0),
+        ...(item.declaredSize === null ? {} : { file_size: String(item.declaredSize ?? item.bytes?.byteLength ?? 0) }),
         id: item.id,
       });
     }
@@ -162,25 +195,57 @@ export async function startFakeGraph(options: { token?: string; phoneNumberId?: 
       if (typeof body.message_id !== "string") return invalidParameter(res, "The parameter message_id is required.");
       return json(res, 200, { success: true });
     }
-    const text = body.text as { body?: unknown } | undefined;
-    if (typeof body.to !== "string" || body.type !== "text" || typeof text?.body !== "string") {
-      return invalidParameter(res, "Invalid parameter");
+    if (typeof body.to !== "string") return invalidParameter(res, "The parameter to is required.");
+    if (body.type === "document") {
+      const document = body.document as { id?: unknown; link?: unknown; caption?: unknown; filename?: unknown } | undefined;
+      if (typeof document?.id !== "string" && typeof document?.link !== "string") return invalidParameter(res, "Param document must contain id or link.");
+      if (typeof document.id === "string" && !uploads.has(document.id)) return invalidParameter(res, `Invalid media id ${document.id}`);
+      if (document.caption !== undefined && (typeof document.caption !== "string" || document.caption.length > WHATSAPP_CAPTION_MAX)) {
+        return invalidParameter(res, `Param document['caption'] must be at most ${WHATSAPP_CAPTION_MAX} characters long.`);
+      }
+      if (document.filename !== undefined && typeof document.filename !== "string") return invalidParameter(res, "Param document['filename'] must be a string.");
+      return sent(res, body.to);
     }
+    const text = body.text as { body?: unknown } | undefined;
+    if (body.type !== "text" || typeof text?.body !== "string") return invalidParameter(res, "Invalid parameter");
     if (text.body.length === 0 || text.body.length > 4096) return invalidParameter(res, "Param text['body'] must be at most 4096 characters long.");
-    return json(res, 200, {
-      messaging_product: "whatsapp",
-      contacts: [{ input: body.to, wa_id: body.to }],
-      messages: [{ id: `wamid.FAKE${++counter}` }],
-    });
+    return sent(res, body.to);
+  };
+  const sent = (res: ServerResponse, to: string) =>
+    json(res, 200, { messaging_product: "whatsapp", contacts: [{ input: to, wa_id: to }], messages: [{ id: `wamid.FAKE${++counter}` }] });
+
+  /** POST /{phone-number-id}/media: Graph wants all three parts, and a type it can deliver. */
+  const whatsappUpload = (res: ServerResponse, body: Record<string, unknown> | undefined, files: Record<string, FakeFilePart>) => {
+    if (body?.messaging_product !== "whatsapp") return invalidParameter(res, "The parameter messaging_product is required.");
+    const file = files.file;
+    if (!file) return invalidParameter(res, "The parameter file is required.");
+    if (typeof body.type !== "string") return invalidParameter(res, "The parameter type is required.");
+    if (!WHATSAPP_UPLOAD_TYPES.has(body.type) || file.bytes.byteLength === 0 || file.bytes.byteLength > WHATSAPP_DOCUMENT_MAX_BYTES) {
+      return json(res, 400, {
+        error: {
+          message: "(#131053) Media upload error",
+          type: "OAuthException",
+          code: 131053,
+          error_data: { messaging_product: "whatsapp", details: `Unsupported file type or size: ${body.type}, ${file.bytes.byteLength} bytes` },
+          fbtrace_id: `Afake${++counter}`,
+        },
+      });
+    }
+    const id = String(900000000000000 + ++counter);
+    uploads.set(id, file);
+    media.set(id, { id, mimeType: body.type, bytes: file.bytes });
+    return json(res, 200, { id });
   };
 
-  const messenger = (res: ServerResponse, body: Record<string, unknown> | undefined) => {
+  const messenger = (res: ServerResponse, body: Record<string, unknown> | undefined, files: Record<string, FakeFilePart>) => {
     const recipient = (body?.recipient as { id?: unknown } | undefined)?.id;
     if (typeof recipient !== "string") return invalidParameter(res, "param recipient must be non-empty.");
     if (body?.sender_action !== undefined) {
       if (!["typing_on", "typing_off", "mark_seen"].includes(String(body.sender_action))) return invalidParameter(res, "Invalid sender_action");
       return json(res, 200, { recipient_id: recipient });
     }
+    const attachment = (body?.message as { attachment?: { type?: unknown; payload?: Record<string, unknown> } } | undefined)?.attachment;
+    if (attachment !== undefined) return messengerAttachment(res, body!, recipient, attachment, files.filedata);
     const text = (body?.message as { text?: unknown } | undefined)?.text;
     if (typeof text !== "string" || text.length === 0) return invalidParameter(res, "param message must be non-empty.");
     if (text.length > 2000) return invalidParameter(res, "Length of param message[text] must be less than or equal to 2000");
@@ -188,28 +253,80 @@ export async function startFakeGraph(options: { token?: string; phoneNumberId?: 
     return json(res, 200, { recipient_id: recipient, message_id: `m_FAKE${++counter}` });
   };
 
+  /** A Send API attachment: uploaded in `filedata`, or named by url / attachment_id (not uploaded then). */
+  const messengerAttachment = (
+    res: ServerResponse,
+    body: Record<string, unknown>,
+    recipient: string,
+    attachment: { type?: unknown; payload?: Record<string, unknown> },
+    file: FakeFilePart | undefined,
+  ) => {
+    if (!["image", "audio", "video", "file"].includes(String(attachment.type))) return invalidParameter(res, "param message[attachment][type] must be one of {image, audio, video, file, template}");
+    if (typeof body.messaging_type !== "string") return invalidParameter(res, "param messaging_type is required.");
+    const payload = attachment.payload ?? {};
+    if (file === undefined && typeof payload.url !== "string" && typeof payload.attachment_id !== "string") {
+      return invalidParameter(res, "Upload attachment failure: no filedata, url or attachment_id.");
+    }
+    if (file !== undefined && (file.bytes.byteLength === 0 || file.bytes.byteLength > MESSENGER_ATTACHMENT_MAX_BYTES)) {
+      return invalidParameter(res, "Upload attachment failure.");
+    }
+    return json(res, 200, {
+      recipient_id: recipient,
+      message_id: `m_FAKE${++counter}`,
+      ...(payload.is_reusable === true ? { attachment_id: String(++counter) } : {}),
+    });
+  };
+
+  /** The body as Graph reads it: JSON, or multipart whose text fields may hold JSON and whose files are kept apart. */
+  const parseBody = async (raw: Buffer, contentType: string): Promise<{ body: unknown; files: Record<string, FakeFilePart> }> => {
+    if (!/^multipart\/form-data/i.test(contentType)) {
+      try {
+        return { body: raw.length === 0 ? undefined : JSON.parse(raw.toString("utf8")), files: {} };
+      } catch {
+        return { body: undefined, files: {} };
+      }
+    }
+    const form = await new Request("http://fake.invalid/", { method: "POST", headers: { "content-type": contentType }, body: new Uint8Array(raw) }).formData();
+    const fields: Record<string, unknown> = {};
+    const files: Record<string, FakeFilePart> = {};
+    const entries: Array<[string, FormDataEntryValue]> = [];
+    form.forEach((value, name) => entries.push([name, value]));
+    for (const [name, value] of entries) {
+      if (typeof value === "string") {
+        try {
+          fields[name] = /^\s*[[{]/.test(value) ? JSON.parse(value) : value;
+        } catch {
+          fields[name] = value;
+        }
+      } else {
+        files[name] = { name: value.name, type: value.type, bytes: new Uint8Array(await value.arrayBuffer()) };
+      }
+    }
+    return { body: fields, files };
+  };
+
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
+    req.on("end", async () => {
       const url = new URL(req.url ?? "/", "http://localhost");
-      const raw = Buffer.concat(chunks).toString("utf8");
-      let body: unknown;
+      let parsed: { body: unknown; files: Record<string, FakeFilePart> };
       try {
-        body = raw === "" ? undefined : JSON.parse(raw);
+        parsed = await parseBody(Buffer.concat(chunks), req.headers["content-type"] ?? "");
       } catch {
-        body = undefined;
+        return invalidParameter(res, "The request body could not be parsed.");
       }
       const record: GraphRequest = {
         method: req.method ?? "GET",
         path: url.pathname,
         query: Object.fromEntries(url.searchParams),
         headers: req.headers,
-        body,
+        body: parsed.body,
+        files: parsed.files,
         at: Date.now(),
       };
       requests.push(record);
-      const script = scripts.find((s) => s.match.test(`${record.method} ${record.path}`));
+      const script = scripts.find((s) => s.match(record));
       if (script) {
         if (--script.times <= 0) scripts.splice(scripts.indexOf(script), 1);
         const { failure } = script;
@@ -237,8 +354,9 @@ export async function startFakeGraph(options: { token?: string; phoneNumberId?: 
     token,
     phoneNumberId,
     requests,
+    uploads,
     failNext(match, failure, times = 1) {
-      scripts.push({ match, failure, times });
+      scripts.push({ match: match instanceof RegExp ? (r) => match.test(`${r.method} ${r.path}`) : match, failure, times });
     },
     addMedia(item) {
       media.set(item.id, item);
@@ -253,6 +371,7 @@ export async function startFakeGraph(options: { token?: string; phoneNumberId?: 
         whatsapp: (r: GraphRequest) => /^\/v[\d.]+\/\d+\/messages$/.test(r.path),
         messenger: (r: GraphRequest) => /^\/v[\d.]+\/me\/messages$/.test(r.path),
         media: (r: GraphRequest) => r.method === "GET" && /^\/v[\d.]+\/[\w.-]+$/.test(r.path),
+        upload: (r: GraphRequest) => r.method === "POST" && /^\/v[\d.]+\/\d+\/media$/.test(r.path),
         download: (r: GraphRequest) => /^\/(media|cdn)\//.test(r.path),
       }[kind];
       return requests.filter(test);
@@ -275,12 +394,17 @@ export function hubSignature(body: string | Uint8Array, appSecret: string): stri
 
 export const whatsappWebhook = {
   text: (from: string, id: string, body: string, timestamp = "1750000000") => ({ from, id, timestamp, type: "text", text: { body } }),
-  image: (from: string, id: string, mediaId: string, caption?: string) => ({
-    from, id, timestamp: "1750000000", type: "image",
+  image: (from: string, id: string, mediaId: string, caption?: string, timestamp = "1750000000") => ({
+    from, id, timestamp, type: "image",
     image: { id: mediaId, mime_type: "image/jpeg", sha256: "abc=", ...(caption === undefined ? {} : { caption }) },
   }),
-  audio: (from: string, id: string, mediaId: string) => ({
-    from, id, timestamp: "1750000000", type: "audio", audio: { id: mediaId, mime_type: "audio/ogg; codecs=opus", sha256: "def=", voice: true },
+  audio: (from: string, id: string, mediaId: string, timestamp = "1750000000") => ({
+    from, id, timestamp, type: "audio", audio: { id: mediaId, mime_type: "audio/ogg; codecs=opus", sha256: "def=", voice: true },
+  }),
+  /** A message as the user forwarded it: `context.forwarded`, or `frequently_forwarded` after many forwards. */
+  forwarded: (message: Record<string, unknown>, frequently = false) => ({
+    ...message,
+    context: frequently ? { frequently_forwarded: true } : { forwarded: true },
   }),
   status: (id: string, recipient: string, status = "delivered") => ({
     id, status, timestamp: "1750000001", recipient_id: recipient,
@@ -310,8 +434,9 @@ export const messengerWebhook = {
   text: (psid: string, mid: string, text: string, timestamp = 1750000000000) => ({
     sender: { id: psid }, recipient: { id: "PAGE" }, timestamp, message: { mid, text },
   }),
-  attachment: (psid: string, mid: string, type: string, url: string) => ({
-    sender: { id: psid }, recipient: { id: "PAGE" }, timestamp: 1750000000000, message: { mid, attachments: [{ type, payload: { url } }] },
+  attachment: (psid: string, mid: string, type: string, url: string, opts: { text?: string; timestamp?: number } = {}) => ({
+    sender: { id: psid }, recipient: { id: "PAGE" }, timestamp: opts.timestamp ?? 1750000000000,
+    message: { mid, ...(opts.text === undefined ? {} : { text: opts.text }), attachments: [{ type, payload: { url } }] },
   }),
   echo: (psid: string, mid: string, text: string) => ({
     sender: { id: "PAGE" }, recipient: { id: psid }, timestamp: 1750000000000, message: { mid, text, is_echo: true, app_id: 1 },
