@@ -94,7 +94,8 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   adapters.set("web", web.adapter);
   routers.push({ path: "/chat", router: web.router });
   if (config.telegram) {
-    const deps = { ...config.telegram, log };
+    // The 429 pause holds for every process of the bot (with Redis), so the receiver gets it too.
+    const deps = { ...config.telegram, log, pause: cluster.telegramPause(config.telegram.token) };
     const telegram = createTelegramChannel({ ...deps, throttler: cluster.telegramThrottler(deps.token) });
     // Long polling runs in one process of a cluster (the others would take its updates away); webhooks in all.
     adapters.set(

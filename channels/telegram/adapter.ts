@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { ChannelAdapter, ChannelStatus, OnMessage } from "../../src/core/types.ts";
 import { downloadTelegramFile } from "./download.ts";
 import { describeError, isTokenRejected, isTransient } from "./errors.ts";
-import { floodWait } from "./flood-wait.ts";
+import { floodWait, type PauseStore } from "./flood-wait.ts";
 import { normalizeUpdate } from "./normalize.ts";
 import { createOutbound } from "./outbound.ts";
 import { pollDurably, sleep } from "./polling.ts";
@@ -27,6 +27,9 @@ export interface TelegramChannelDeps {
   /** Bottleneck options of the outbound throttler (e.g. a Redis datastore shared by several processes); default:
    * transformer-throttler's own limits, kept in this process. */
   throttler?: APIThrottlerOptions;
+  /** Where the pause after a 429 is kept (e.g. Redis, so that it holds for every process sending for this bot);
+   * default: this process's memory. */
+  pause?: PauseStore;
 }
 
 export interface TelegramChannel {
@@ -62,8 +65,9 @@ export function createTelegramChannel(deps: TelegramChannelDeps): TelegramChanne
   const throttle = apiThrottler(deps.throttler);
   const throttleMessages: Transformer = (prev, method, payload, signal) =>
     UNTHROTTLED.has(method) ? prev(method, payload, signal) : throttle(prev, method, payload, signal);
-  // A 429 holds back every call of this bot until its retry_after has passed (innermost, so nothing slips by).
-  bot.api.config.use(floodWait());
+  // A 429 holds back every call of this bot until its retry_after has passed (innermost, so nothing slips by), in
+  // every process of the bot when `deps.pause` is shared.
+  bot.api.config.use(floodWait(deps.pause ? { store: deps.pause } : {}));
   bot.api.config.use(throttleMessages);
   bot.api.config.use(autoRetry({ maxRetryAttempts: 3, maxDelaySeconds: 60, rethrowHttpErrors: true }));
 
@@ -215,6 +219,7 @@ export function createTelegramChannel(deps: TelegramChannelDeps): TelegramChanne
       await firstReport;
     },
     send: outbound.send,
+    sendFile: outbound.sendFile,
     edit: outbound.edit,
     draft: outbound.draft,
     typing: outbound.typing,

@@ -1,13 +1,19 @@
-import type { Api } from "grammy";
+import { InputFile, type Api } from "grammy";
 import type { Logger } from "pino";
-import type { ChatKey, SendOptions } from "../../src/core/types.ts";
+import { DeliveryError } from "../../src/core/errors.ts";
+import type { ChatKey, OutboundFile, SendOptions } from "../../src/core/types.ts";
 import { isPrivateChat, parseTelegramChat, type TelegramChatRef } from "./chat-ref.ts";
 import { describeError, isNotModifiedError, isParseEntitiesError, toChannelError } from "./errors.ts";
 import { markdownToTelegramHtml } from "./format.ts";
 
+/** Telegram's limits for a document a bot sends: 50 MB of file, 1024 characters of caption. */
+const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+const MAX_CAPTION = 1024;
+
 /**
- * Sending, editing, drafts and "typing…". Text arrives as Markdown, goes out as Telegram HTML with link previews
- * off; if Telegram still cannot parse the HTML, the same text is sent again without a parse mode, so nothing is lost.
+ * Sending, editing, drafts, "typing…" and documents. Text arrives as Markdown, goes out as Telegram HTML with link
+ * previews off; if Telegram still cannot parse the HTML, the same text is sent again without a parse mode, so
+ * nothing is lost. A document's caption is plain text.
  */
 export function createOutbound(api: Api, log: Logger, token: string) {
   async function withPlainFallback<T>(markdown: string, call: (text: string, html: boolean) => Promise<T>): Promise<T> {
@@ -25,23 +31,52 @@ export function createOutbound(api: Api, log: Logger, token: string) {
     ...(ref.threadId === undefined ? {} : { message_thread_id: ref.threadId }),
   });
 
+  /** Buttons and the message replied to (a message id, or the platform message id `<chat>:<id>`). */
+  const replyOptions = (opts: SendOptions | undefined) => {
+    const replyTo = opts?.replyTo === undefined ? undefined : Number(opts.replyTo.split(":").pop());
+    return {
+      ...(opts?.buttons?.length
+        ? { reply_markup: { inline_keyboard: [opts.buttons.map((b) => ({ text: b.label, callback_data: b.command }))] } }
+        : {}),
+      ...(replyTo !== undefined && Number.isInteger(replyTo)
+        ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
+        : {}),
+    };
+  };
+
   return {
     async send(chat: ChatKey, text: string, opts?: SendOptions): Promise<{ id: string }> {
       const ref = parseTelegramChat(chat);
-      const replyTo = opts?.replyTo === undefined ? undefined : Number(opts.replyTo.split(":").pop());
       try {
         const sent = await withPlainFallback(text, (body, html) =>
           api.sendMessage(ref.chatId, body, {
             ...common(ref, html),
             link_preview_options: { is_disabled: true },
-            ...(opts?.buttons?.length
-              ? { reply_markup: { inline_keyboard: [opts.buttons.map((b) => ({ text: b.label, callback_data: b.command }))] } }
-              : {}),
-            ...(replyTo !== undefined && Number.isInteger(replyTo)
-              ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
-              : {}),
+            ...replyOptions(opts),
           }),
         );
+        return { id: String(sent.message_id) };
+      } catch (error) {
+        throw toChannelError(error, token);
+      }
+    },
+
+    /**
+     * One document (sendDocument, uploaded as multipart/form-data by grammY). Telegram takes the file's type from its
+     * name, so `file.mimeType` is not sent. The bytes stay in memory, so auto-retry can upload them again after a 429.
+     */
+    async sendFile(chat: ChatKey, file: OutboundFile, opts?: SendOptions): Promise<{ id: string }> {
+      const ref = parseTelegramChat(chat);
+      if (file.bytes.length > MAX_UPLOAD_BYTES) {
+        throw new DeliveryError(`the file is ${file.bytes.length} bytes; Telegram takes at most 50 MB from a bot`, false);
+      }
+      const caption = file.caption === undefined || file.caption.trim() === "" ? undefined : truncate(file.caption, MAX_CAPTION);
+      try {
+        const sent = await api.sendDocument(ref.chatId, new InputFile(file.bytes, uploadName(file.name)), {
+          ...common(ref, false),
+          ...(caption === undefined ? {} : { caption }),
+          ...replyOptions(opts),
+        });
         return { id: String(sent.message_id) };
       } catch (error) {
         throw toChannelError(error, token);
@@ -83,4 +118,21 @@ export function createOutbound(api: Api, log: Logger, token: string) {
       }
     },
   };
+}
+
+/** At most `max` UTF-16 code units (as Telegram counts), ending in "…" when cut; a surrogate pair is never split. */
+function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let cut = text.slice(0, max - 1);
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/**
+ * The name as it goes into the multipart header: grammY writes it unquoted and refuses line breaks, so control
+ * characters, quotes, backslashes and ";" (which would end the header's value) become "_".
+ */
+function uploadName(name: string): string {
+  const safe = name.replace(/[\u0000-\u001f\u007f";\\]/g, "_").trim();
+  return safe === "" ? "file" : safe;
 }

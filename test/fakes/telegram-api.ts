@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { File, Message, Update, UserFromGetMe } from "grammy/types";
+import type { Document, File, Message, Update, UserFromGetMe } from "grammy/types";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Telegram's HTML parse mode, validated the way the Bot API does (tdlib's rules, a little stricter about `&`).
@@ -188,6 +188,12 @@ export interface SentCall {
   /** The error code answered, or undefined when the call succeeded. */
   errorCode?: number;
 }
+/** A file uploaded with multipart/form-data, as it arrived: the part's file name and content type, and its bytes. */
+export interface UploadedFile {
+  name: string;
+  type: string;
+  bytes: Uint8Array;
+}
 export interface RegisteredFile extends FileSpec {
   file_path: string;
 }
@@ -206,6 +212,14 @@ const err = (error_code: number, description: string, retry_after?: number): Ans
   body: { ok: false, error_code, description, ...(retry_after === undefined ? {} : { parameters: { retry_after } }) },
 });
 const TWENTY_MB = 20 * 1024 * 1024;
+const FIFTY_MB = 50 * 1024 * 1024;
+/** The Bot API takes a document's type from its name when the upload says only application/octet-stream. */
+const TYPES_BY_EXTENSION: Record<string, string> = {
+  json: "application/json", txt: "text/plain", csv: "text/csv", pdf: "application/pdf",
+  zip: "application/zip", png: "image/png", jpg: "image/jpeg",
+};
+const isUpload = (value: unknown): value is UploadedFile =>
+  typeof value === "object" && value !== null && (value as UploadedFile).bytes instanceof Uint8Array;
 
 export type FakeTelegram = Awaited<ReturnType<typeof startFakeTelegram>>;
 
@@ -228,8 +242,9 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
   const scripted = new Map<string, ScriptedError[]>();
   /** Calls whose connection is cut instead of answered (a network error), per method, count. */
   const drops = new Map<string, number>();
-  const files = new Map<string, { spec: RegisteredFile; bytes: Uint8Array; chunked: boolean }>();
+  const files = new Map<string, { spec: RegisteredFile; bytes: Uint8Array; chunked: boolean; name?: string; mimeType?: string }>();
   const messages = new Map<string, { text: string }>();
+  const documents = new Map<string, Document>();
   const messageIds = new Map<number, number>();
 
   const updateType = (u: Update) => Object.keys(u).find((k) => k !== "update_id") ?? "";
@@ -282,6 +297,14 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
     return { text };
   }
 
+  /** A sent message of the bot, numbered per chat as Telegram does. */
+  function newMessage(chatId: number, p: Params, fields: Record<string, unknown>) {
+    const messageId = (messageIds.get(chatId) ?? 100_000) + 1;
+    messageIds.set(chatId, messageId);
+    const thread = p.message_thread_id === undefined ? {} : { message_thread_id: Number(p.message_thread_id), is_topic_message: true };
+    return { message_id: messageId, date: Math.floor(Date.now() / 1000), chat: chatOf(chatId), from: bot, ...fields, ...thread };
+  }
+
   function chatOf(chatId: number) {
     return chatId > 0 ? { id: chatId, type: "private", first_name: "Ada" } : { id: chatId, type: "supergroup", title: "Test group" };
   }
@@ -294,11 +317,36 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
       if (!Number.isInteger(chatId) || chatId === 0) return err(400, "Bad Request: chat not found");
       const checked = checkText(p);
       if ("status" in checked) return checked;
-      const messageId = (messageIds.get(chatId) ?? 100_000) + 1;
-      messageIds.set(chatId, messageId);
-      messages.set(`${chatId}:${messageId}`, { text: checked.text });
-      const thread = p.message_thread_id === undefined ? {} : { message_thread_id: Number(p.message_thread_id), is_topic_message: true };
-      return ok({ message_id: messageId, date: Math.floor(Date.now() / 1000), chat: chatOf(chatId), from: bot, text: checked.text, ...thread });
+      const message = newMessage(chatId, p, { text: checked.text });
+      messages.set(`${chatId}:${message.message_id}`, { text: checked.text });
+      return ok(message);
+    },
+    /** An uploaded file (multipart/form-data) or the file_id of one Telegram has; a URL is not fetched here. */
+    senddocument(p) {
+      const chatId = Number(p.chat_id);
+      if (!Number.isInteger(chatId) || chatId === 0) return err(400, "Bad Request: chat not found");
+      const caption = p.caption === undefined ? undefined : String(p.caption);
+      if (caption !== undefined && caption.length > 1024) return err(400, "Bad Request: message caption is too long");
+      let document: Document;
+      if (isUpload(p.document)) {
+        const upload = p.document;
+        if (upload.bytes.length === 0) return err(400, "Bad Request: file must be non-empty");
+        if (upload.bytes.length > FIFTY_MB) return err(413, "Request Entity Too Large");
+        const extension = /\.([a-z0-9]+)$/i.exec(upload.name)?.[1]?.toLowerCase() ?? "";
+        const mimeType = upload.type !== "application/octet-stream" ? upload.type : (TYPES_BY_EXTENSION[extension] ?? upload.type);
+        const n = files.size + 1;
+        const spec: RegisteredFile = { file_id: `document-${n}`, file_unique_id: `unique-document-${n}`, file_size: upload.bytes.length, file_path: `documents/file_${n}${extension ? `.${extension}` : ""}` };
+        files.set(spec.file_id, { spec, bytes: upload.bytes, chunked: false, name: upload.name, mimeType });
+        document = { file_id: spec.file_id, file_unique_id: spec.file_unique_id, file_name: upload.name, mime_type: mimeType, file_size: upload.bytes.length };
+      } else {
+        const known = files.get(String(p.document ?? ""));
+        if (!known) return err(400, "Bad Request: wrong file identifier/HTTP URL specified");
+        const { file_id, file_unique_id, file_size } = known.spec;
+        document = { file_id, file_unique_id, file_size, ...(known.name ? { file_name: known.name } : {}), ...(known.mimeType ? { mime_type: known.mimeType } : {}) };
+      }
+      const message = newMessage(chatId, p, { document, ...(caption ? { caption } : {}) });
+      documents.set(`${chatId}:${message.message_id}`, document);
+      return ok(message);
     },
     sendmessagedraft(p) {
       if (!(Number(p.chat_id) > 0)) return err(400, "Bad Request: message drafts can be sent only to private chats");
@@ -399,7 +447,8 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
     bot,
     /** Builders for incoming updates; pass their result to pushUpdate. */
     updates,
-    /** Every call the bot made except getUpdates, in order (scripted failures included, with their errorCode). */
+    /** Every call the bot made except getUpdates, in order (scripted failures included, with their errorCode). An
+     * uploaded file is an {@link UploadedFile} under the parameter it was sent for (e.g. `params.document`). */
     sent,
     /** Paths of files downloaded through /file/bot<token>/… */
     downloads,
@@ -440,6 +489,8 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}) {
     },
     /** Texts of messages the bot sent, as Telegram would show them (tags removed). */
     messageText: (chatId: number, messageId: number) => messages.get(`${chatId}:${messageId}`)?.text,
+    /** The Document of a message the bot sent with sendDocument, as Telegram answered it. */
+    documentOf: (chatId: number, messageId: number): Document | undefined => documents.get(`${chatId}:${messageId}`),
     async close() {
       poll?.terminate();
       server.closeAllConnections();
@@ -459,24 +510,94 @@ function sendJson(res: ServerResponse, answer: Answer) {
   res.end(body);
 }
 
-/** Bot API parameters from the query string, a JSON body or a form body; undefined for multipart (not faked). */
+/**
+ * Bot API parameters from the query string, a JSON body, a form body or a multipart body (how files are uploaded).
+ * An uploaded file becomes an {@link UploadedFile} under the parameter that names it, either directly or through an
+ * `attach://<part>` reference (grammY's way). Undefined for any other body.
+ */
 async function readParams(req: IncomingMessage, url: URL): Promise<Params | undefined> {
   const params: Params = {};
-  for (const [k, v] of url.searchParams) params[k] = coerce(v);
+  for (const [k, v] of url.searchParams) params[k] = coerce(k, v);
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  const body = Buffer.concat(chunks).toString("utf8");
-  if (body === "") return params;
+  const raw = Buffer.concat(chunks);
+  if (raw.length === 0) return params;
   const type = req.headers["content-type"] ?? "";
+  const body = raw.toString("utf8");
   if (type.startsWith("application/json")) return { ...params, ...(JSON.parse(body) as Params) };
   if (type.startsWith("application/x-www-form-urlencoded")) {
-    for (const [k, v] of new URLSearchParams(body)) params[k] = coerce(v);
+    for (const [k, v] of new URLSearchParams(body)) params[k] = coerce(k, v);
     return params;
   }
-  return undefined;
+  const boundary = /^multipart\/form-data;.*\bboundary=(?:"([^"]+)"|([^;\s]+))/i.exec(type);
+  if (!boundary) return undefined;
+  const parts = parseMultipart(raw, boundary[1] ?? boundary[2]!);
+  if (!parts) return undefined;
+  const uploads = new Map<string, UploadedFile>();
+  for (const part of parts) {
+    if (part.filename !== undefined) uploads.set(part.name, { name: part.filename, type: part.type, bytes: new Uint8Array(part.data) });
+  }
+  for (const part of parts) {
+    if (part.filename !== undefined) continue;
+    const value = part.data.toString("utf8");
+    const attached = value.startsWith("attach://") ? uploads.get(value.slice("attach://".length)) : undefined;
+    params[part.name] = attached ?? coerce(part.name, value);
+  }
+  // A file sent as the parameter itself (other clients do this) rather than through attach://.
+  for (const [name, file] of uploads) if (!(name in params) && !Object.values(params).includes(file)) params[name] = file;
+  return params;
 }
 
-function coerce(value: string): unknown {
+interface Part {
+  name: string;
+  filename?: string;
+  type: string;
+  data: Buffer;
+}
+
+/**
+ * multipart/form-data (RFC 7578), read as leniently as the Bot API reads it: grammY writes its part headers without
+ * spaces and the file name unquoted (`content-disposition:form-data;name="x";filename=a.json`), which Node 20's
+ * `Request.formData()` refuses. Undefined when the body is not multipart with this boundary.
+ */
+function parseMultipart(body: Buffer, boundary: string): Part[] | undefined {
+  const delimiter = Buffer.from(`\r\n--${boundary}`);
+  const data = Buffer.concat([Buffer.from("\r\n"), body]);
+  if (data.indexOf(delimiter) !== 0) return undefined;
+  const parts: Part[] = [];
+  for (let at = delimiter.length; ; ) {
+    if (data.subarray(at, at + 2).toString() === "--") return parts; // the closing delimiter
+    const next = data.indexOf(delimiter, at);
+    if (next < 0) return undefined;
+    const part = data.subarray(data.indexOf("\r\n", at) + 2, next);
+    const headerEnd = part.indexOf("\r\n\r\n");
+    if (headerEnd < 0) return undefined;
+    const headers = new Map<string, string>();
+    for (const line of part.subarray(0, headerEnd).toString("utf8").split("\r\n")) {
+      const colon = line.indexOf(":");
+      if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+    const disposition = headers.get("content-disposition") ?? "";
+    const field = (key: string) =>
+      new RegExp(`;\\s*${key}=(?:"([^"]*)"|([^;]*))`, "i").exec(disposition)?.slice(1).find((v) => v !== undefined)?.trim();
+    const name = field("name");
+    if (!/^form-data\s*;/i.test(disposition) || name === undefined) return undefined;
+    const filename = field("filename");
+    parts.push({
+      name,
+      ...(filename === undefined ? {} : { filename }),
+      type: headers.get("content-type") ?? "text/plain",
+      data: Buffer.from(part.subarray(headerEnd + 4)),
+    });
+    at = next + delimiter.length;
+  }
+}
+
+/** Parameters that are text whatever they look like (a caption "42" stays a string). */
+const TEXT_PARAMS = new Set(["text", "caption", "file_name", "secret_token", "callback_query_id"]);
+
+function coerce(name: string, value: string): unknown {
+  if (TEXT_PARAMS.has(name)) return value;
   if (/^-?\d{1,15}$/.test(value)) return Number(value);
   if (value === "true" || value === "false") return value === "true";
   if (value.startsWith("[") || value.startsWith("{")) {
