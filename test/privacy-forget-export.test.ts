@@ -2,7 +2,8 @@ import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { conversations, inbox, logs, media, messages, modelCalls, pairingRequests, users } from "../src/db/schema.ts";
 import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
-import { type FakeTelegram } from "./fakes/telegram-api.ts";
+import { type FakeTelegram, type UploadedFile } from "./fakes/telegram-api.ts";
+import { exportFile, exportReply, NOTHING_STORED } from "../src/privacy/export.ts";
 import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { solidJpeg } from "./support/images.ts";
 import { startLoggedParley, type LoggedParley } from "./support/logged-parley.ts";
@@ -11,7 +12,8 @@ import { closeScene, openScene } from "./support/scene.ts";
 /**
  * /forget and /export end to end (P3): what a user said, the images they sent and the model calls made for them are
  * gone after /forget (an image someone else also sent stays), no log row holds their words, and the next request
- * to the model carries nothing of the old history. /export sends the stored data back as JSON lines.
+ * to the model carries nothing of the old history. /export sends the stored data back as a JSON-lines file (as text
+ * where the platform refuses the file).
  */
 
 const MODEL = "privacy-model";
@@ -23,7 +25,7 @@ describe.each(DATABASE_KINDS)("forget and export through Telegram on %s", (kind)
   let model: FakeOpenAIServer;
   let parley: LoggedParley | undefined;
 
-  const start = async () =>
+  const start = async (extra: Record<string, string> = {}) =>
     (parley = await startLoggedParley(db, {
       TELEGRAM_BOT_TOKEN: telegram.token,
       TELEGRAM_API_ROOT: telegram.url,
@@ -31,6 +33,7 @@ describe.each(DATABASE_KINDS)("forget and export through Telegram on %s", (kind)
       MODEL_CAPABILITIES: `openai-compatible:${MODEL}=images`,
       OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1`,
       ACCESS_POLICY: "open",
+      ...extra,
     }));
   /** The texts of a chat's messages as Telegram shows them (a long reply grows by edits in place). */
   const sentTexts = (chatId: number) =>
@@ -93,29 +96,76 @@ describe.each(DATABASE_KINDS)("forget and export through Telegram on %s", (kind)
     expect(JSON.stringify(last.body)).not.toMatch(/CANARY|cat|secret plan|shared picture/);
   });
 
-  it("/export sends the user's data as JSON lines in text messages, theirs only", async () => {
+  /** The documents the bot sent to a chat: their name, caption and JSON lines. */
+  const documents = (chatId: number) =>
+    telegram.sent
+      .filter((c) => c.method === "sendDocument" && c.params.chat_id === chatId && c.errorCode === undefined)
+      .map((c) => {
+        const upload = c.params.document as UploadedFile;
+        const text = new TextDecoder().decode(upload.bytes);
+        return { name: upload.name, caption: String(c.params.caption ?? ""), text, lines: text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>) };
+      });
+
+  it("/export sends the user's data as a JSON-lines file, theirs only", async () => {
     await start();
-    await ask(503, "EXPORT-CANARY remember my name is Ada");
+    await ask(503, "EXPORT-CANARY remember my name is Ada `with backticks`");
     await ask(504, "OTHER-CANARY from someone else");
     await ask(503, "/think what is 2+2?");
-    const reply = await ask(503, "/export");
-    expect(reply).toMatch(/^Everything stored about you, as JSON lines \(\d+ lines\):/);
-    expect(reply).not.toContain("OTHER-CANARY");
-    const lines = reply
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    telegram.pushUpdate(telegram.updates.privateText("/export", { userId: 503 }));
+    await waitFor(() => expect(documents(503)).toHaveLength(1));
+    const [file] = documents(503);
+    expect(file!.name).toMatch(/^parley-export-\d{4}-\d{2}-\d{2}\.jsonl$/);
+    expect(file!.caption).toMatch(/^Everything stored about you, as JSON lines \(\d+ lines\)\. \/forget deletes all of it\.$/);
+    expect(file!.text).not.toContain("OTHER-CANARY");
+    const { lines } = file!;
     expect(lines[0]).toMatchObject({ type: "user", key: "telegram:503", status: "pending" });
+    // In a file the text is exactly what was said (no escaping for a code block).
     expect(lines.filter((l) => l.type === "message").map((l) => [l.role, l.text])).toEqual([
-      ["user", "EXPORT-CANARY remember my name is Ada"],
-      ["assistant", "echo: EXPORT-CANARY remember my name is Ada"],
+      ["user", "EXPORT-CANARY remember my name is Ada `with backticks`"],
+      ["assistant", "echo: EXPORT-CANARY remember my name is Ada `with backticks`"],
       ["user", "what is 2+2?"],
       ["assistant", "echo: what is 2+2?"],
     ]);
     expect(lines.filter((l) => l.type === "model_call").map((l) => l.mode)).toEqual(["instant", "thinking"]);
     expect(lines.filter((l) => l.type === "conversation")).toHaveLength(1);
-    // Nothing of this reached the model.
+    // No text reply besides the file, and nothing of this reached the model.
+    expect(sentTexts(503).join("\n")).not.toContain("Everything stored about you");
     expect(model.requests.map((r) => r.lastUserText)).not.toContain("/export");
     expect((await parley!.database.db.select().from(messages)).map((m) => m.text)).not.toContain("/export");
+  });
+
+  it("/export falls back to text when Telegram refuses the file for good, and says so in a group", async () => {
+    await start({ GROUP_POLICY: "open" });
+    await ask(505, "FALLBACK-CANARY hello");
+    telegram.failNext("sendDocument", { error_code: 400, description: "Bad Request: file is too big" });
+    const reply = await ask(505, "/export");
+    expect(reply).toMatch(/^Everything stored about you, as JSON lines \(\d+ lines\):/);
+    expect(reply).toContain("FALLBACK-CANARY hello");
+    expect(documents(505)).toHaveLength(0);
+    expect(parley!.text()).toContain("the platform refused the file; sending it as text");
+
+    const inGroup = await send(-100_505, telegram.updates.groupMention("/export", { userId: 505, chatId: -100_505 }));
+    expect(inGroup).toBe("Send /export in a direct chat with me: your data is not for the group.");
+  });
+});
+
+describe("export forms", () => {
+  const lines = [JSON.stringify({ type: "user", key: "telegram:1" }), JSON.stringify({ type: "message", text: "a `b` c" })];
+
+  it("cuts the file at its byte limit and says so in the caption", () => {
+    const whole = exportFile(lines, new Date("2026-11-22T10:00:00Z"))!;
+    expect(whole.name).toBe("parley-export-2026-11-22.jsonl");
+    expect(new TextDecoder().decode(whole.bytes)).toBe(`${lines[0]}\n${lines[1]}\n`);
+    const cut = exportFile(lines, new Date(), lines[0]!.length + 1)!;
+    expect(new TextDecoder().decode(cut.bytes)).toBe(`${lines[0]}\n`);
+    expect(cut.caption).toMatch(/^Everything stored about you: the first 1 line of 2 \(JSON lines\); the rest did not fit\./);
+    expect(exportFile([], new Date())).toBeUndefined();
+  });
+
+  it("escapes backticks in the text form so no line can close its code block", () => {
+    const text = exportReply(lines);
+    expect(text).toContain("a \\u0060b\\u0060 c");
+    expect(text.split("```")).toHaveLength(3);
+    expect(exportReply([])).toBe(NOTHING_STORED);
   });
 });

@@ -1,10 +1,10 @@
 import { and, eq, gte, sql } from "drizzle-orm";
 import { isKey } from "../core/keys.ts";
-import type { InboundMessage, UserKey } from "../core/types.ts";
+import type { InboundMessage, OutboundFile, UserKey } from "../core/types.ts";
 import { rowsOf, type Db } from "../db/client.ts";
 import { inbox, messages, users } from "../db/schema.ts";
 import type { Logger } from "../observability/logger.ts";
-import { exportLines, exportReply } from "../privacy/export.ts";
+import { exportFile, exportLines, exportReply } from "../privacy/export.ts";
 import { startOfDay, startOfMonth } from "../quotas/calendar.ts";
 import { formatNumber, limitsOf, type QuotaLimits } from "../quotas/guard.ts";
 import { usageSince, type Usage } from "../quotas/usage.ts";
@@ -18,8 +18,11 @@ import { isAdmin, type AccessSettings } from "./policy.ts";
  * command gets the same answer as for any unknown command). Commands are parsed from the sender's own text only.
  */
 
+/** A command's answer: text, or a file with the same content as text for a channel that cannot send files. */
+export type CommandReply = string | { file: OutboundFile; text: string };
+
 export interface ChatCommands {
-  run(name: string, args: string, message: InboundMessage): Promise<string | undefined>;
+  run(name: string, args: string, message: InboundMessage): Promise<CommandReply | undefined>;
 }
 
 export interface ChatCommandsDeps {
@@ -74,10 +77,13 @@ export function createChatCommands(deps: ChatCommandsDeps): ChatCommands {
           const [user] = await db.select().from(users).where(eq(users.key, message.user));
           return usageText(db, message.user, limitsOf(deps.quotas, user ?? {}), clock(), deps.timeZone);
         }
-        case "export":
+        case "export": {
           // A group would read along.
           if (message.isGroup) return "Send /export in a direct chat with me: your data is not for the group.";
-          return exportReply(await exportLines(db, message.user));
+          const lines = await exportLines(db, message.user);
+          const file = exportFile(lines, clock());
+          return file ? { file, text: exportReply(lines) } : exportReply(lines);
+        }
         default:
           if (!ADMIN_ONLY.has(name) || !isAdmin(access, message.user)) return undefined;
           if (message.isGroup) return `/${name} works in a direct chat with me only.`;

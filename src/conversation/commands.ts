@@ -90,7 +90,7 @@ export const HELP_TEXT = [
   "/contemplate …: answer this one message with several agents working on it",
   "/reset: start a new conversation (I stop using the earlier messages)",
   "/usage: what you have used today and this month, and your limits",
-  "/export: everything stored about you, as text",
+  "/export: everything stored about you, as a file",
   "/forget: delete everything stored about you",
   "/help: this message",
 ].join("\n");

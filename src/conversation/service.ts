@@ -9,7 +9,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { PublicFetchOptions } from "../tools/public-fetch.ts";
 import { createToolSet } from "../tools/registry.ts";
 import type { AccessGate, Refusal } from "../access/gate.ts";
-import type { ChatCommands } from "../access/chat-commands.ts";
+import type { ChatCommands, CommandReply } from "../access/chat-commands.ts";
 import { markForwarded, UNTRUSTED_RULE } from "../privacy/untrusted.ts";
 import type { QuotaGuard } from "../quotas/guard.ts";
 import type { UserLimiter } from "../quotas/user-limiter.ts";
@@ -103,6 +103,21 @@ export function createConversationService(deps: ConversationServiceDeps) {
     const { chat, isGroup } = item.message;
     const reply = createReplyStream({ adapter, chat, isGroup, replyTo: replyTarget(item), ...(buttons ? { buttons } : {}) });
     return reply.finish(text);
+  };
+
+  /** A command's answer: its file where the channel can send one, else the same content as text. */
+  const sayOrSendFile = async (adapter: ChannelAdapter, item: InboxItem, reply: CommandReply) => {
+    if (typeof reply === "string") return void (await say(adapter, item, reply));
+    if (!adapter.sendFile) return void (await say(adapter, item, reply.text));
+    const replyTo = replyTarget(item);
+    try {
+      await adapter.sendFile(item.message.chat, reply.file, replyTo ? { replyTo } : undefined);
+    } catch (error) {
+      // Refused for good (too large, a type the platform will not take): the text form still reaches the user.
+      if (!(error instanceof DeliveryError) || error.retryable) throw error;
+      log.warn({ inboxId: item.id, err: error }, "the platform refused the file; sending it as text");
+      await say(adapter, item, reply.text);
+    }
   };
 
   /** Tells the sender why, when they are to be told, and closes the row as ignored with the reason. */
@@ -274,7 +289,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
     const command = message.forwarded ? null : parseCommand(message.text);
     const more = command?.type === "unknown" ? await deps.chatCommands?.run(command.name, command.args ?? "", message) : undefined;
     if (more !== undefined) {
-      await say(adapter, item, more);
+      await sayOrSendFile(adapter, item, more);
       return "done";
     }
     const ask = command?.type === "ask" && (command.text !== "" || message.attachments.length > 0) ? command : undefined;

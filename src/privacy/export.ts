@@ -1,16 +1,21 @@
 import { asc, eq, inArray } from "drizzle-orm";
-import type { UserKey } from "../core/types.ts";
+import type { OutboundFile, UserKey } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
 import { conversations, messages, modelCalls, users } from "../db/schema.ts";
 
 /**
  * /export: everything stored about a user, as JSON lines, one object a line with a `type`: the user row, each
  * conversation, each message (images by their sha256), and each model call's numbers (which model, tokens, cost; not
- * the model's reasoning). The channel contract has no file sending, so the lines go out as text in a code block,
- * split to the platform's limit like any reply; a very long history is cut with a note.
+ * the model's reasoning). It goes out as a file (parley-export-<date>.jsonl) where the channel can send one; where it
+ * cannot, as text in a code block, split to the platform's limit like any reply, and a very long history is cut with a
+ * note. The file is cut too, at a size every platform takes as a document.
  */
 
+/** The text form's limit: beyond this a chat is no place for it. */
 export const EXPORT_MAX_CHARS = 100_000;
+/** The file form's limit: under Telegram's 50 MB and WhatsApp's 100 MB for documents, with room to spare. */
+export const EXPORT_MAX_FILE_BYTES = 20 * 1024 * 1024;
+export const NOTHING_STORED = "Nothing is stored about you.";
 
 export async function exportLines(db: Db, user: UserKey): Promise<string[]> {
   const [row] = await db.select().from(users).where(eq(users.key, user));
@@ -58,27 +63,52 @@ export async function exportLines(db: Db, user: UserKey): Promise<string[]> {
       ok: c.ok,
     });
   }
-  // Backticks only occur inside strings; escaped, no text can close the code block the lines are sent in.
-  return lines.map((line) => JSON.stringify(line).replace(/`/g, "\\u0060"));
+  return lines.map((line) => JSON.stringify(line));
 }
 
-/** The reply: a line of explanation, then the JSON lines in a code block, cut at `maxChars`. */
-export function exportReply(lines: readonly string[], maxChars = EXPORT_MAX_CHARS): string {
-  if (lines.length === 0) return "Nothing is stored about you.";
+/** The lines that fit in `max` units of `size`, from the first. */
+function firstFitting(lines: readonly string[], max: number, size: (line: string) => number): string[] {
   const kept: string[] = [];
-  let size = 0;
+  let total = 0;
   for (const line of lines) {
-    if (size + line.length + 1 > maxChars) break;
+    total += size(line) + 1;
+    if (total > max) break;
     kept.push(line);
-    size += line.length + 1;
   }
+  return kept;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** The text form: a line of explanation, then the JSON lines in a code block, cut at `maxChars`. */
+export function exportReply(lines: readonly string[], maxChars = EXPORT_MAX_CHARS): string {
+  if (lines.length === 0) return NOTHING_STORED;
+  // Backticks only occur inside strings; escaped, no text can close the code block the lines are sent in.
+  const escaped = lines.map((line) => line.replace(/`/g, "\\u0060"));
+  const kept = firstFitting(escaped, maxChars, (line) => line.length);
   const cut = kept.length < lines.length;
   return [
-    `Everything stored about you, as JSON lines (${lines.length} line${lines.length === 1 ? "" : "s"}):`,
+    `Everything stored about you, as JSON lines (${plural(lines.length, "line")}):`,
     "```jsonl",
     ...kept,
     "```",
     ...(cut ? [`That is the first ${kept.length}; the rest did not fit in a chat. Ask the operator for the full export.`] : []),
     "/forget deletes all of it.",
   ].join("\n");
+}
+
+/** The file form: the JSON lines, cut at `maxBytes` with the cut said in the caption. Undefined when there is nothing. */
+export function exportFile(lines: readonly string[], now: Date, maxBytes = EXPORT_MAX_FILE_BYTES): OutboundFile | undefined {
+  if (lines.length === 0) return undefined;
+  const kept = firstFitting(lines, maxBytes, (line) => Buffer.byteLength(line));
+  const cut = kept.length < lines.length;
+  return {
+    name: `parley-export-${now.toISOString().slice(0, 10)}.jsonl`,
+    // text/plain: the one text type every platform accepts as a document (WhatsApp refuses application/x-ndjson).
+    mimeType: "text/plain",
+    bytes: new TextEncoder().encode(kept.map((line) => `${line}\n`).join("")),
+    caption: cut
+      ? `Everything stored about you: the first ${plural(kept.length, "line")} of ${lines.length} (JSON lines); the rest did not fit. Ask the operator for the full export. /forget deletes all of it.`
+      : `Everything stored about you, as JSON lines (${plural(lines.length, "line")}). /forget deletes all of it.`,
+  };
 }
