@@ -90,7 +90,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
 
   const adapters = new Map<ChannelName, ChannelAdapter>();
   const routers: HttpAppOptions["routers"] = [];
-  const web = createWebChannel({ log });
+  const web = createWebChannel({ log, dataDir: config.dataDir, maxUploadBytes: config.media.maxBytes });
   adapters.set("web", web.adapter);
   routers.push({ path: "/chat", router: web.router });
   if (config.telegram) {

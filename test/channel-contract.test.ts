@@ -238,7 +238,8 @@ const harnesses: HarnessSpec[] = [
   {
     name: "web",
     async setup() {
-      const channel = createWebChannel({ log });
+      const dataDir = mkdtempSync(join(tmpdir(), "parley-contract-web-"));
+      const channel = createWebChannel({ log, dataDir, maxUploadBytes: 1024 * 1024 });
       const { server, base } = await listen((app) => app.use("/chat", channel.router));
       const controller = new AbortController();
       const received: InboundMessage[] = [];
@@ -278,12 +279,24 @@ const harnesses: HarnessSpec[] = [
           });
           expect(r.status).toBe(202);
         },
+        async deliverImage(fromId) {
+          // The page uploads the bytes first, then sends the message that names them.
+          const up = await fetch(`${base}/chat/api/uploads`, { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: JPEG });
+          expect(up.status).toBe(201);
+          const { ref } = (await up.json()) as { ref: string };
+          const r = await fetch(`${base}/chat/api/messages`, {
+            method: "POST", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ clientId: fromId, id: `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`, text: "", image: { ref } }),
+          });
+          expect(r.status).toBe(202);
+        },
         sent: () => events,
         sentTexts: () => events.map((e) => e.text),
         async close() {
           streamStop.abort();
           controller.abort();
           await stopServer(server);
+          rmSync(dataDir, { recursive: true, force: true });
         },
       };
     },
@@ -339,9 +352,7 @@ describe.each(harnesses)("channel contract: $name", ({ name, setup }) => {
     expect(h.received.slice(before).map((m) => m.text)).toEqual(["sentinel after self"]);
   });
 
-  const imageTest = name === "web" ? it.skip : it;
-  // web: the browser chat accepts text only ({ clientId, id, text }); it has no image upload.
-  imageTest("an image arrives as an attachment of kind image", async () => {
+  it("an image arrives as an attachment of kind image", async () => {
     const before = h.received.length;
     await h.deliverImage!(h.fromId);
     await waitFor(() => expect(h.received.length).toBe(before + 1));

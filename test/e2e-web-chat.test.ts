@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { readFile } from "node:fs/promises";
+import type { Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { chatKey } from "../src/core/keys.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
+import { CHROMIUM_MISSING, launchBrowser, screenshotPath, type TestBrowser } from "./support/browser.ts";
 import { createTestDatabase, type TestDatabase } from "./support/databases.ts";
+import { solidJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
 
 /** Reads server-sent events from a fetch body until `until` says enough. */
@@ -62,5 +67,107 @@ describe("the web chat through Parley (PGlite, no configuration but a model)", (
     const list = await received;
     expect(list.some((e) => e.event === "draft")).toBe(true);
     expect(list.find((e) => e.event === "message")?.data.text).toBe("Hello from the model, streamed in pieces.");
+  });
+});
+
+if (CHROMIUM_MISSING !== undefined) {
+  describe("the web chat page in a browser", () => {
+    it.skip(`skipped: ${CHROMIUM_MISSING}`, () => undefined);
+  });
+}
+
+/** The page itself in headless Chromium, against a whole Parley: an image through the real file input, and a file. */
+describe.skipIf(CHROMIUM_MISSING !== undefined)("the web chat page in a browser", () => {
+  const MAX_UPLOAD = 256 * 1024;
+  let db: TestDatabase;
+  let model: FakeOpenAIServer;
+  let parley: TestParley;
+  let browser: TestBrowser;
+  let page: Page;
+  const cspViolations: string[] = [];
+
+  beforeAll(async () => {
+    [db, model, browser] = await Promise.all([createTestDatabase("pglite"), startFakeOpenAIServer(), launchBrowser()]);
+    parley = await startTestParley(db, {
+      MODELS_INSTANT: "openai-compatible:vision-model",
+      MODEL_CAPABILITIES: "openai-compatible:vision-model=images",
+      OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1`,
+      MEDIA_MAX_BYTES: String(MAX_UPLOAD),
+    });
+    page = await browser.context.newPage();
+    page.on("console", (message) => {
+      if (/Content Security Policy|Refused to/i.test(message.text())) cspViolations.push(message.text());
+    });
+    await page.goto(`${parley.url}/chat`);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await parley?.stop();
+    await model?.close();
+    await db?.drop();
+  });
+
+  it("attaches an image through the file input, sends it with a caption and shows the reply", async () => {
+    model.reply("vision-model", { text: "That is a **green** square." });
+    await page.setInputFiles("#file", { name: "square.jpg", mimeType: "image/jpeg", buffer: await solidJpeg(320, 240) });
+    await page.waitForSelector("#attachment:not([hidden]) >> text=square.jpg");
+    await page.fill("#input", "what colour is this?");
+    await page.click("#send");
+    await page.waitForSelector(".msg-assistant >> text=That is a");
+    expect(await page.locator(".msg-assistant strong").last().textContent()).toBe("green");
+    expect(await page.locator(".msg-user img.sent-image").getAttribute("alt")).toBe("Image: square.jpg");
+    expect(await page.locator(".msg-user p").last().textContent()).toBe("what colour is this?");
+    expect(await page.isHidden("#attachment")).toBe(true);
+    const request = model.requestsFor("vision-model")[0];
+    expect(request?.lastUserText).toBe("what colour is this?");
+    expect(JSON.stringify(request?.body)).toContain("data:image/jpeg;base64,");
+    await page.screenshot({ path: await screenshotPath("web-chat-image") });
+    expect(cspViolations).toEqual([]);
+  });
+
+  it("says when an image is over the limit: before sending it, and when the server cuts the upload off", async () => {
+    const big = { name: "big.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(MAX_UPLOAD + 1, 1) };
+    await page.setInputFiles("#file", big);
+    await page.waitForSelector("#status.error >> text=the limit is 256 KB");
+    expect(await page.isHidden("#attachment")).toBe(true);
+
+    // A page that does not know the limit sends it anyway: the server's 413 and its sentence reach the page.
+    const other = await browser.context.newPage();
+    await other.route("**/chat", async (route) => {
+      const response = await route.fetch();
+      const html = (await response.text()).replace(/data-max-upload="\d+"/, 'data-max-upload="999999999"');
+      await route.fulfill({ response, body: html });
+    });
+    await other.goto(`${parley.url}/chat`);
+    const answered = other.waitForResponse((r) => r.url().endsWith("/chat/api/uploads"));
+    await other.setInputFiles("#file", big);
+    await other.click("#send");
+    expect((await answered).status()).toBe(413);
+    await other.waitForSelector("#status.error >> text=That image is too large: the limit is 256 KB.");
+    await other.close();
+  });
+
+  it("shows a file Parley sends as a download link that works once", async () => {
+    const clientId = await page.evaluate(() => window.localStorage.getItem("parley.clientId"));
+    expect(clientId).toMatch(/^[0-9a-f-]{36}$/);
+    const content = '{"type":"message","text":"hi"}\n';
+    await parley.adapters.get("web")!.sendFile!(chatKey("web", clientId!), {
+      name: "parley-export.jsonl",
+      mimeType: "application/x-ndjson",
+      bytes: new TextEncoder().encode(content),
+      caption: "Everything stored about you.",
+    });
+    const link = page.locator("a.file-link", { hasText: "Download parley-export.jsonl" });
+    await link.waitFor();
+    expect(await page.locator(".msg-file p").first().textContent()).toBe("Everything stored about you.");
+    const href = await link.getAttribute("href");
+    expect(href).toMatch(/^\/chat\/files\/[A-Za-z0-9_-]{43}$/);
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    expect(download.suggestedFilename()).toBe("parley-export.jsonl");
+    expect(await readFile((await download.path())!, "utf8")).toBe(content);
+    await page.waitForSelector(".msg-file >> text=parley-export.jsonl downloaded");
+    // The link is used up.
+    expect(await page.evaluate(async (url) => (await fetch(url)).status, href!)).toBe(404);
+    expect(cspViolations).toEqual([]);
   });
 });

@@ -1,13 +1,18 @@
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createWebChannel } from "../channels/web/adapter.ts";
 import { createEventHub, type EventSink } from "../channels/web/event-hub.ts";
+import { createFileStore } from "../channels/web/file-store.ts";
 import { isLoopbackAddress, isLoopbackHost, NOT_LOOPBACK_MESSAGE, requireLoopback } from "../channels/web/loopback.ts";
 import { normalizeWebMessage } from "../channels/web/normalize.ts";
-import { DeliveryError } from "../src/core/errors.ts";
+import { DeliveryError, RefusedInputError } from "../src/core/errors.ts";
 import { chatKey } from "../src/core/keys.ts";
 import type { InboundMessage } from "../src/core/types.ts";
 
@@ -15,10 +20,15 @@ const NOW = new Date("2025-03-04T05:06:07.000Z");
 const CSP =
   "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
 const log = pino({ level: "silent" });
+const MB = 1024 * 1024;
+/** The upload cap of the main channel: small, so the oversize tests stream little. */
+const MAX_UPLOAD = 1 * MB;
 
-const main = createWebChannel({ log, clock: () => NOW });
-const idle = createWebChannel({ log }); // never started
-const lifecycle = createWebChannel({ log }); // started and stopped by one test
+const dataDir = mkdtempSync(join(tmpdir(), "parley-web-"));
+const uploadsDir = join(dataDir, "web-uploads");
+const main = createWebChannel({ log, clock: () => NOW, dataDir, maxUploadBytes: MAX_UPLOAD });
+const idle = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD }); // never started
+const lifecycle = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD }); // started and stopped by one test
 const mainStop = new AbortController();
 const lifecycleStop = new AbortController();
 
@@ -53,6 +63,7 @@ afterAll(async () => {
   lifecycleStop.abort();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 // ---- helpers ------------------------------------------------------------------------------------------------------
@@ -487,6 +498,365 @@ describe("event hub", () => {
     const page = sink();
     hub.connect(chat, page, "deadbeef-999");
     expect(texts(page.chunks)).toEqual(["undelivered"]);
+  });
+});
+
+// ---- images from the page -----------------------------------------------------------------------------------------
+
+/** A few bytes that start like a PNG: the channel stores whatever comes; the conversation checks what it is. */
+function pngLike(size = 2048): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size).fill(7);
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return bytes;
+}
+
+function upload(body: BodyInit, headers: Record<string, string> = { "Content-Type": "image/png" }, path = "/chat") {
+  return fetch(`${base}${path}/api/uploads`, { method: "POST", headers, body });
+}
+
+/** The names in the uploads folder (finished uploads and partial ones). */
+const stored = () => (existsSync(uploadsDir) ? readdirSync(uploadsDir) : []);
+
+describe("POST /chat/api/uploads and messages with an image", () => {
+  it("stores an upload on disk under a fresh uuid before answering, and a message names it", async () => {
+    const bytes = pngLike();
+    const res = await upload(bytes);
+    expect(res.status).toBe(201);
+    const { ref, size } = (await res.json()) as { ref: string; size: number };
+    expect(ref).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(size).toBe(bytes.byteLength);
+    const path = join(uploadsDir, ref);
+    expect(new Uint8Array(readFileSync(path))).toEqual(bytes);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(stored()).not.toContain(`${ref}.part`);
+
+    const clientId = uuid();
+    const id = uuid();
+    const sent = await post("/chat/api/messages", { clientId, id, text: "  what is this?  ", image: { ref, mimeType: "Image/PNG", name: "../cat\u0000.png" } });
+    expect(sent.status).toBe(202);
+    expect(received.at(-1)).toEqual({
+      channel: "web",
+      platformMessageId: `${clientId}:${id}`,
+      chat: `web:${clientId}`,
+      user: `web:${clientId}`,
+      isGroup: false,
+      mentionsBot: false,
+      replyToBot: false,
+      text: "what is this?",
+      attachments: [{ kind: "image", ref, mimeType: "image/png", fileName: "..cat.png", sizeBytes: bytes.byteLength }],
+      receivedAt: NOW,
+    } satisfies InboundMessage);
+  });
+
+  it("takes an image without a caption, and passes an odd type on as no hint at all", async () => {
+    const { ref } = (await (await upload(pngLike(), { "Content-Type": "application/octet-stream" })).json()) as { ref: string };
+    const res = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), image: { ref, mimeType: "text/html<script>" } });
+    expect(res.status).toBe(202);
+    expect(received.at(-1)).toMatchObject({ text: "", attachments: [{ kind: "image", ref, sizeBytes: 2048 }] });
+    expect(received.at(-1)!.attachments[0]).not.toHaveProperty("mimeType");
+  });
+
+  it("reads an upload back through download, within maxBytes only", async () => {
+    const bytes = pngLike(5000);
+    const { ref } = (await (await upload(bytes)).json()) as { ref: string };
+    const signal = new AbortController().signal;
+    const back = await main.adapter.download!({ kind: "image", ref }, MB, signal);
+    expect(Buffer.from(back).equals(bytes)).toBe(true);
+    const over = await main.adapter.download!({ kind: "image", ref }, 4096, signal).catch((e: unknown) => e);
+    expect(over).toBeInstanceOf(RefusedInputError);
+    expect((over as RefusedInputError).userMessage).toBe("That file is too large for me (5 KB): the limit is 4 KB.");
+  });
+
+  it.each([
+    ["a path", "../../../etc/passwd"],
+    ["an absolute path", "/etc/passwd"],
+    ["a uuid with a suffix", `${randomUUID()}/../x`],
+    ["an upper-case uuid", randomUUID().toUpperCase()],
+    ["a partial upload's name", `${randomUUID()}.part`],
+    ["empty", ""],
+  ])("download refuses a ref that is %s without touching the disk", async (_label, ref) => {
+    const error = await main.adapter.download!({ kind: "image", ref }, MB, new AbortController().signal).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DeliveryError);
+    expect(error).toMatchObject({ retryable: false, message: "web download: the attachment ref is not a web upload" });
+  });
+
+  it("download says an upload is gone when no file has that uuid", async () => {
+    const ref = randomUUID();
+    const error = await main.adapter.download!({ kind: "image", ref }, MB, new AbortController().signal).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "DeliveryError", retryable: false, message: `web download: upload ${ref} is gone (uploads are kept for a day)` });
+  });
+
+  it("refuses a message whose image ref is malformed or names no upload, and stores nothing", async () => {
+    const count = received.length;
+    const bad = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), text: "hi", image: { ref: "../../etc/passwd" } });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error).toMatch(/^image must be \{ ref/);
+    const missing = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), text: "hi", image: { ref: randomUUID() } });
+    expect(missing.status).toBe(400);
+    expect((await missing.json()).error).toBe("The image was not found (uploads are kept for a day); please attach it again.");
+    expect(received.length).toBe(count);
+  });
+
+  it("cuts off an endless upload at the cap with 413, keeping nothing and reading little", async () => {
+    const before = new Set(stored());
+    const rss = process.memoryUsage().rss;
+    let pulled = 0;
+    const chunk = new Uint8Array(64 * 1024).fill(1);
+    // 256 MB offered, never declared (chunked): the server has to count.
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled >= 256 * MB) return controller.close();
+        pulled += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await fetch(`${base}/chat/api/uploads`, {
+      method: "POST",
+      headers: { "Content-Type": "image/jpeg" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual({ error: "That image is too large: the limit is 1 MB." });
+    expect(stored().filter((name) => !before.has(name))).toEqual([]);
+    // The server stopped reading: the page could not push more than the cap plus what the sockets buffer.
+    expect(pulled).toBeLessThan(64 * MB);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(128 * MB);
+  });
+
+  it("refuses an upload that declares more than the cap before reading it", async () => {
+    const before = new Set(stored());
+    const res = await upload(new Blob([new Uint8Array(MAX_UPLOAD + 1)]), { "Content-Type": "image/png" });
+    expect(res.status).toBe(413);
+    expect((await res.json()).error).toBe("That image is too large: the limit is 1 MB.");
+    expect(stored().filter((name) => !before.has(name))).toEqual([]);
+    // Exactly the cap is fine.
+    expect((await upload(new Uint8Array(MAX_UPLOAD).fill(2))).status).toBe(201);
+  });
+
+  it.each([
+    ["no Content-Type", {}, 415, /Content-Type/],
+    ["a form's Content-Type", { "Content-Type": "application/x-www-form-urlencoded" }, 415, /Content-Type/],
+    ["text/plain", { "Content-Type": "text/plain" }, 415, /Content-Type/],
+    ["a cross-site request", { "Content-Type": "image/png", "Sec-Fetch-Site": "cross-site" }, 403, /web chat page only/],
+    ["another site on this machine", { "Content-Type": "image/png", "Sec-Fetch-Site": "same-site" }, 403, /web chat page only/],
+  ])("refuses an upload with %s", async (_label, headers, status, error) => {
+    const before = new Set(stored());
+    const res = await upload(pngLike(), headers as Record<string, string>);
+    expect(res.status).toBe(status);
+    expect((await res.json()).error).toMatch(error);
+    expect(stored().filter((name) => !before.has(name))).toEqual([]);
+  });
+
+  it("refuses an empty upload, and any upload before start()", async () => {
+    const empty = await upload(new Uint8Array(0));
+    expect(empty.status).toBe(400);
+    expect((await empty.json()).error).toBe("The upload is empty: attach an image.");
+    const early = await upload(pngLike(), { "Content-Type": "image/png" }, "/idle");
+    expect(early.status).toBe(503);
+  });
+
+  it("deletes uploads older than a day and partial ones older than an hour at start, and nothing else", async () => {
+    const old = (await (await upload(pngLike())).json()) as { ref: string };
+    const fresh = (await (await upload(pngLike())).json()) as { ref: string };
+    const partial = `${randomUUID()}.part`;
+    writeFileSync(join(uploadsDir, partial), "half");
+    writeFileSync(join(uploadsDir, "notes.txt"), "not an upload");
+    const dayAgo = new Date(Date.now() - 25 * 60 * 60 * 1000);
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    utimesSync(join(uploadsDir, old.ref), dayAgo, dayAgo);
+    utimesSync(join(uploadsDir, partial), twoHoursAgo, twoHoursAgo);
+    utimesSync(join(uploadsDir, "notes.txt"), dayAgo, dayAgo);
+
+    const sweeper = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD });
+    const stop = new AbortController();
+    await sweeper.adapter.start(async () => {}, stop.signal);
+    await vi.waitFor(() => expect(stored()).not.toContain(old.ref), { timeout: 2000, interval: 10 });
+    expect(stored()).not.toContain(partial);
+    expect(stored()).toContain(fresh.ref);
+    expect(stored()).toContain("notes.txt");
+    stop.abort();
+  });
+});
+
+describe("normalizeWebMessage with an image", () => {
+  it.each([
+    [{ image: "not an object" }, /^image must be/],
+    [{ image: { ref: 5 } }, /^image must be/],
+    [{ image: [] }, /^image must be/],
+    [{ image: undefined, text: undefined }, /text is required/],
+    [{ image: { ref: randomUUID() }, text: 5 }, /text is required/],
+  ])("refuses %j", (patch, error) => {
+    const result = normalizeWebMessage({ clientId: uuid(), id: uuid(), text: "hi", ...patch }, NOW);
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.error).toMatch(error);
+  });
+
+  it("keeps a long file name to 200 characters", () => {
+    const result = normalizeWebMessage({ clientId: uuid(), id: uuid(), image: { ref: randomUUID(), name: `${"é".repeat(300)}.jpg` } }, NOW);
+    expect(result.ok && result.message.attachments[0]!.fileName).toBe("é".repeat(200));
+  });
+});
+
+// ---- files sent to the page ---------------------------------------------------------------------------------------
+
+describe("sendFile and the one-time link", () => {
+  const exportFile = () => ({
+    name: "parley-export-2025-03-04.jsonl",
+    mimeType: "application/x-ndjson",
+    bytes: new TextEncoder().encode('{"type":"user"}\n{"type":"message","text":"hi"}\n'),
+    caption: "Everything stored about you.",
+  });
+
+  it("publishes a file event, and the link serves the file exactly once", async () => {
+    const clientId = uuid();
+    const chat = chatKey("web", clientId);
+    const page = await openEvents("/chat", clientId);
+    const file = exportFile();
+    const { id } = await main.adapter.sendFile!(chat, file, { replyTo: `${clientId}:x` });
+    const event = await page.next();
+    expect(event).toMatchObject({
+      event: "file",
+      data: { id, name: file.name, mimeType: file.mimeType, size: file.bytes.byteLength, caption: file.caption, replyTo: `${clientId}:x` },
+    });
+    expect(event.id).toMatch(/^[0-9a-f]+-\d+$/);
+    const { token } = event.data as { token: string };
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 random bits
+
+    // A look first (HEAD) does not use the link up.
+    expect((await fetch(`${base}/chat/files/${token}`, { method: "HEAD" })).status).toBe(200);
+    const res = await fetch(`${base}/chat/files/${token}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-disposition")).toBe("attachment; filename=parley-export-2025-03-04.jsonl");
+    expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(file.bytes);
+
+    const again = await fetch(`${base}/chat/files/${token}`);
+    expect(again.status).toBe(404);
+    expect(await again.text()).toBe(
+      "This download link has already been used or has expired: a link works once, for an hour. Ask Parley to send the file again.",
+    );
+    expect((await fetch(`${base}/chat/files/${token}`, { method: "HEAD" })).status).toBe(404);
+    page.close();
+  });
+
+  it("keeps a file event for a page that opens later", async () => {
+    const clientId = uuid();
+    await main.adapter.sendFile!(chatKey("web", clientId), { name: "notes.txt", mimeType: "text/plain", bytes: new Uint8Array([104, 105]) });
+    const page = await openEvents("/chat", clientId);
+    expect(await page.next()).toMatchObject({ event: "file", data: { name: "notes.txt", size: 2 } });
+    page.close();
+  });
+
+  it("names the file safely and never serves it as a page", async () => {
+    const clientId = uuid();
+    const page = await openEvents("/chat", clientId);
+    await main.adapter.sendFile!(chatKey("web", clientId), {
+      name: '../../évil"\r\n.html',
+      mimeType: "text/html",
+      bytes: new TextEncoder().encode("<script>alert(1)</script>"),
+    });
+    const { token, name } = (await page.next()).data as { token: string; name: string };
+    expect(name).toBe("évil___.html");
+    const res = await fetch(`${base}/chat/files/${token}`);
+    expect(res.headers.get("content-type")).toBe("application/octet-stream");
+    expect(res.headers.get("content-disposition")).toBe(`attachment; filename="?vil___.html"; filename*=UTF-8''%C3%A9vil___.html`);
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
+    page.close();
+  });
+
+  it("answers 404 to a made-up or malformed token", async () => {
+    for (const token of ["A".repeat(43), "short", "%2e%2e%2f%2e%2e%2fetc%2fpasswd"]) {
+      const res = await fetch(`${base}/chat/files/${token}`);
+      expect(res.status).toBe(404);
+      expect(await res.text()).toMatch(/^This download link has already been used or has expired/);
+    }
+  });
+
+  it("refuses a chat that is not a web chat, and a caption over the limit", async () => {
+    await expect(main.adapter.sendFile!(chatKey("telegram", 1), exportFile())).rejects.toMatchObject({ name: "DeliveryError", retryable: false });
+    const long = { ...exportFile(), caption: "c".repeat(8001) };
+    await expect(main.adapter.sendFile!(chatKey("web", uuid()), long)).rejects.toMatchObject({ name: "DeliveryError", retryable: false });
+  });
+
+  it("serves the link on loopback only", async () => {
+    const clientId = uuid();
+    const page = await openEvents("/chat", clientId);
+    await main.adapter.sendFile!(chatKey("web", clientId), exportFile());
+    const { token } = (await page.next()).data as { token: string };
+    page.close();
+    const { port } = server.address() as AddressInfo;
+    // Through another host name (DNS rebinding): refused, and the file is still there.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      httpRequest({ host: "127.0.0.1", port, path: `/chat/files/${token}`, headers: { host: "evil.example" } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on("error", reject)
+        .end();
+    });
+    expect(rebound).toBe(403);
+    expect((await fetch(`${base}/chat/files/${token}`, { method: "HEAD" })).status).toBe(200);
+    expect((await fetch(`${base}/chat/files/${token}`)).status).toBe(200);
+  });
+
+  // A real request from another address of this machine (not 127.0.0.1), where it has one.
+  const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address;
+  it.skipIf(!external)("refuses the file link, uploads and messages to a peer that is not loopback", async () => {
+    const app = express();
+    app.use("/chat", main.router);
+    const outside = app.listen(0, external!);
+    await new Promise<void>((resolve, reject) => void outside.once("listening", resolve).once("error", reject));
+    const at = `http://${external}:${(outside.address() as AddressInfo).port}/chat`;
+    try {
+      const clientId = uuid();
+      const page = await openEvents("/chat", clientId);
+      await main.adapter.sendFile!(chatKey("web", clientId), exportFile());
+      const { token } = (await page.next()).data as { token: string };
+      page.close();
+      const file = await fetch(`${at}/files/${token}`);
+      expect(file.status).toBe(403);
+      expect(await file.text()).toBe(NOT_LOOPBACK_MESSAGE);
+      const before = new Set(stored());
+      const up = await fetch(`${at}/api/uploads`, { method: "POST", headers: { "Content-Type": "image/png" }, body: pngLike() });
+      expect(up.status).toBe(403);
+      expect(stored().filter((name) => !before.has(name))).toEqual([]);
+      // The link was not used up by the refused request.
+      expect((await fetch(`${base}/chat/files/${token}`)).status).toBe(200);
+    } finally {
+      outside.closeAllConnections();
+      await new Promise<void>((resolve) => outside.close(() => resolve()));
+    }
+  });
+});
+
+describe("file store", () => {
+  const file = (size: number, name = "f") => ({ name, mimeType: "application/octet-stream", bytes: new Uint8Array(size) });
+
+  it("hands a file out once, and forgets it after the TTL", () => {
+    let now = 0;
+    const store = createFileStore({ now: () => now, ttlMs: 1000 });
+    const a = store.put(file(10, "a"))!;
+    const b = store.put(file(10, "b"))!;
+    expect(a).not.toBe(b);
+    expect(store.take(a)?.name).toBe("a");
+    expect(store.take(a)).toBeUndefined();
+    now = 1000;
+    expect(store.has(b)).toBe(false);
+    expect(store.take(b)).toBeUndefined();
+  });
+
+  it("holds at most maxBytes, dropping the oldest, and refuses a file larger than that", () => {
+    const store = createFileStore({ now: () => 0, maxBytes: 100 });
+    const first = store.put(file(60, "first"))!;
+    const second = store.put(file(30, "second"))!;
+    const third = store.put(file(40, "third"))!;
+    expect(store.has(first)).toBe(false);
+    expect(store.has(second) && store.has(third)).toBe(true);
+    expect(store.put(file(101))).toBeUndefined();
   });
 });
 

@@ -4,10 +4,11 @@ import { repoPath } from "../../src/core/package-root.ts";
 /**
  * The page, its script and its style sheet, read once from ./public. They are separate files so the page works under
  * a Content-Security-Policy without 'unsafe-inline'. The page names its assets and API under the router's mount
- * path, which it learns per request (`{{base}}` in chat.html).
+ * path, which it learns per request (`{{base}}` in chat.html), and learns the upload limit (`{{maxUpload}}`) so it
+ * can refuse a large image before sending it.
  */
 export interface WebAssets {
-  page(base: string): string;
+  page(base: string, maxUploadBytes: number): string;
   script: string;
   style: string;
 }
@@ -16,7 +17,8 @@ export function loadWebAssets(): WebAssets {
   const read = (name: string) => readFileSync(repoPath("channels/web/public", name), "utf8");
   const html = read("chat.html");
   return {
-    page: (base) => html.replaceAll("{{base}}", escapeHtml(base)),
+    page: (base, maxUploadBytes) =>
+      html.replaceAll("{{base}}", escapeHtml(base)).replaceAll("{{maxUpload}}", String(Math.floor(maxUploadBytes))),
     script: read("chat.js"),
     style: read("chat.css"),
   };

@@ -4,7 +4,7 @@ import type { ChatKey } from "../../src/core/types.ts";
 /**
  * Fans the adapter's output out to the Server-Sent Events connections of each chat.
  *
- * Messages and edits are kept in a short per-chat log (the last `maxEvents`) with SSE ids, so a page that was
+ * Messages, edits and files are kept in a short per-chat log (the last `maxEvents`) with SSE ids, so a page that was
  * reloading when a reply finished still gets it: a connection with a `Last-Event-ID` (header, or the page's stored
  * id as a query parameter) receives what came after that id, a connection without one receives what no connection
  * has seen yet. Drafts and typing are live only. A chat with no connection that was idle longer than `idleMs` is
@@ -14,10 +14,12 @@ import type { ChatKey } from "../../src/core/types.ts";
 export type WebEvent =
   | { type: "message"; data: { id: string; text: string; replyTo?: string } }
   | { type: "edit"; data: { id: string; text: string } }
+  /** A file behind a one-time link: the page builds the link from `token` under its own base path. */
+  | { type: "file"; data: { id: string; name: string; mimeType: string; size: number; token: string; caption?: string; replyTo?: string } }
   | { type: "draft"; data: { draftId: number; text: string } }
   | { type: "typing"; data: Record<string, never> };
 
-export type LoggedEvent = Extract<WebEvent, { type: "message" | "edit" }>;
+export type LoggedEvent = Extract<WebEvent, { type: "message" | "edit" | "file" }>;
 
 /** The part of an HTTP response the hub writes to. */
 export interface EventSink {
@@ -45,7 +47,7 @@ interface ChatState {
 }
 
 export interface EventHub {
-  /** Delivers a message or edit to open connections and keeps it for connections to come. */
+  /** Delivers a message, edit or file to open connections and keeps it for connections to come. */
   publish(chat: ChatKey, event: LoggedEvent): void;
   /** Delivers a draft or typing event to open connections only. */
   push(chat: ChatKey, event: Exclude<WebEvent, LoggedEvent>): void;

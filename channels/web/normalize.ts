@@ -1,8 +1,12 @@
 import { chatKey, userKey } from "../../src/core/keys.ts";
-import type { InboundMessage } from "../../src/core/types.ts";
+import type { Attachment, InboundMessage } from "../../src/core/types.ts";
+import { isUploadRef } from "./uploads.ts";
 
 /** Limits of one browser message; the body cap sits in front of these in the router. */
 export const MAX_TEXT_CHARS = 16_000;
+const MAX_FILE_NAME_CHARS = 200;
+/** A type/subtype as a browser reports it; only a hint (the conversation sniffs the bytes), dropped when odd. */
+const MIME_PATTERN = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/;
 
 const ID_PATTERN = /^[A-Za-z0-9-]{8,64}$/;
 
@@ -13,21 +17,30 @@ export function isClientId(value: unknown): value is string {
 
 export type NormalizeResult = { ok: true; message: InboundMessage } | { ok: false; error: string };
 
-/** Turns the page's POST body `{ clientId, text, id }` into an InboundMessage, or says plainly what is wrong. */
+/**
+ * Turns the page's POST body `{ clientId, text, id, image? }` into an InboundMessage, or says plainly what is wrong.
+ * `image` is `{ ref, mimeType?, name? }` for a file uploaded first to /api/uploads; with an image the text (the
+ * caption) may be empty. The router checks that the upload exists before the message is stored.
+ */
 export function normalizeWebMessage(body: unknown, receivedAt: Date): NormalizeResult {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     return { ok: false, error: "Send a JSON object { clientId, text, id }." };
   }
-  const { clientId, text, id } = body as Record<string, unknown>;
+  const { clientId, text, id, image } = body as Record<string, unknown>;
   if (!isClientId(clientId)) {
     return { ok: false, error: "clientId must be 8 to 64 letters, digits or hyphens (a UUID)." };
   }
   if (!isClientId(id)) {
     return { ok: false, error: "id must be 8 to 64 letters, digits or hyphens (a UUID made by the page)." };
   }
-  if (typeof text !== "string") return { ok: false, error: "text is required." };
-  const trimmed = text.trim();
-  if (trimmed === "") return { ok: false, error: "text is empty." };
+  const attachment = image === undefined ? undefined : imageAttachment(image);
+  if (attachment === null) {
+    return { ok: false, error: "image must be { ref, mimeType?, name? } with the ref /api/uploads answered." };
+  }
+  const typed = typeof text === "string" ? text.trim() : undefined;
+  if (typed === undefined && (text !== undefined || !attachment)) return { ok: false, error: "text is required." };
+  const trimmed = typed ?? "";
+  if (trimmed === "" && !attachment) return { ok: false, error: "text is empty." };
   if (trimmed.length > MAX_TEXT_CHARS) {
     return {
       ok: false,
@@ -45,8 +58,22 @@ export function normalizeWebMessage(body: unknown, receivedAt: Date): NormalizeR
       mentionsBot: false,
       replyToBot: false,
       text: trimmed,
-      attachments: [],
+      attachments: attachment ? [attachment] : [],
       receivedAt,
     },
   };
+}
+
+/** The attachment an `image` field names, or null when it is malformed. The size is filled in by the router. */
+function imageAttachment(value: unknown): Attachment | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const { ref, mimeType, name } = value as Record<string, unknown>;
+  if (!isUploadRef(ref)) return null;
+  const attachment: Attachment = { kind: "image", ref };
+  const type = typeof mimeType === "string" ? mimeType.trim().toLowerCase() : "";
+  if (MIME_PATTERN.test(type)) attachment.mimeType = type;
+  // A display name only (never a path): no control characters or separators, and not too long.
+  const fileName = typeof name === "string" ? [...name.replace(/[\p{Cc}\p{Cf}\\/]/gu, "").trim()].slice(0, MAX_FILE_NAME_CHARS).join("") : "";
+  if (fileName) attachment.fileName = fileName;
+  return attachment;
 }

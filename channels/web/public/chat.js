@@ -5,7 +5,9 @@
 
   const base = document.body.dataset.base || "";
   const MAX_CHARS = 16000;
+  const MAX_UPLOAD = Number(document.body.dataset.maxUpload) || 10 * 1024 * 1024;
   const ID_PATTERN = /^[A-Za-z0-9-]{8,64}$/;
+  const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
   const $ = (id) => document.getElementById(id);
   const ui = {
     list: $("messages"),
@@ -16,6 +18,11 @@
     reset: $("reset"),
     status: $("status"),
     typing: $("typing"),
+    file: $("file"),
+    attachment: $("attachment"),
+    preview: $("preview"),
+    attachmentName: $("attachment-name"),
+    removeImage: $("remove-image"),
   };
 
   // ---- identity ------------------------------------------------------------------------------------------------
@@ -272,11 +279,69 @@
     return node;
   }
 
-  function addUser(text) {
+  function addUser(text, image) {
     const stick = true;
     const node = bubble("user");
-    node.querySelector(".body").textContent = text;
+    const body = node.querySelector(".body");
+    if (image) {
+      const img = el("img", "sent-image");
+      img.src = URL.createObjectURL(image);
+      img.alt = `Image: ${image.name || "attached image"}`;
+      body.append(img);
+    }
+    if (text) {
+      const caption = el("p");
+      caption.textContent = text;
+      body.append(caption);
+    }
     ui.list.append(node);
+    afterChange(stick);
+  }
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return `${bytes} bytes`;
+    if (bytes < 1024 * 1024) return `${Math.ceil(bytes / 1024)} KB`;
+    const mb = bytes / (1024 * 1024);
+    return `${mb >= 10 ? Math.round(mb) : Math.round(mb * 10) / 10} MB`;
+  }
+
+  const files = new Set(); // ids of file events shown (a replay after reconnecting shows nothing twice)
+
+  /** A file Parley sent: its caption and a one-time download link under this page's base path. */
+  function showFile(data) {
+    if (files.has(data.id)) return;
+    files.add(data.id);
+    const stick = nearBottom();
+    const node = bubble("assistant");
+    node.classList.add("msg-file");
+    const body = node.querySelector(".body");
+    if (typeof data.caption === "string" && data.caption) {
+      const caption = el("p");
+      caption.textContent = data.caption;
+      body.append(caption);
+    }
+    const line = el("p", "file-line");
+    const a = el("a", "file-link");
+    a.href = `${base}/files/${encodeURIComponent(data.token)}`;
+    a.download = data.name;
+    a.textContent = `Download ${data.name}`;
+    const size = el("span", "file-size");
+    size.textContent = ` (${formatSize(Number(data.size) || 0)})`;
+    line.append(a, size);
+    const note = el("p", "file-note");
+    note.textContent = "The link works once, for an hour.";
+    a.addEventListener("click", () => {
+      // The server forgets the file once it is fetched: say so instead of offering a link that would fail.
+      setTimeout(() => {
+        const used = el("span", "file-used");
+        used.textContent = `${data.name} downloaded`;
+        a.replaceWith(used);
+        note.textContent = "The link worked once; ask Parley again for another copy.";
+      }, 0);
+    });
+    body.append(line, note);
+    ui.list.append(node);
+    setTyping(false);
     afterChange(stick);
   }
 
@@ -395,32 +460,59 @@
       const data = parse(e);
       if (data && typeof data.text === "string") showDraft(String(data.draftId), data.text);
     });
+    source.addEventListener("file", (e) => {
+      const data = parse(e);
+      if (data && typeof data.id === "string" && typeof data.name === "string" && TOKEN_PATTERN.test(data.token)) showFile(data);
+    });
     source.addEventListener("typing", () => setTyping(true));
   }
 
   // ---- sending -------------------------------------------------------------------------------------------------
 
-  let pending = null; // { id, text }: a retry of the same text reuses the id, so Parley stores it once
+  let pending = null; // { id, text, image, ref }: a retry of the same message reuses the id (stored once) and the upload
   let busy = false;
+  let attached = null; // the File the next message carries
 
-  async function deliver(text, id) {
+  /** The error sentence of a refused request: the server's own words when it sent JSON. */
+  async function errorOf(res) {
+    let message = `Parley answered ${res.status}.`;
+    try {
+      const body = await res.json();
+      if (body && typeof body.error === "string") message = body.error;
+    } catch {
+      // Not JSON (a proxy's error page); keep the status line.
+    }
+    return res.status >= 500 ? `${message} Press Send to try again.` : message;
+  }
+
+  async function deliver(text, id, image) {
     try {
       const res = await fetch(`${base}/api/messages`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ clientId, text, id }),
+        body: JSON.stringify(image ? { clientId, text, id, image } : { clientId, text, id }),
       });
       if (res.status === 202) return null;
-      let message = `Parley answered ${res.status}.`;
-      try {
-        const body = await res.json();
-        if (body && typeof body.error === "string") message = body.error;
-      } catch {
-        // Not JSON (a proxy's error page); keep the status line.
-      }
-      return res.status >= 500 ? `${message} Press Send to try again.` : message;
+      if (res.status === 400 && pending) pending.ref = null; // e.g. the upload expired: upload it again next time
+      return await errorOf(res);
     } catch {
       return "Could not reach Parley. Check that it is running, then press Send to try again.";
+    }
+  }
+
+  /** Uploads the image; the server keeps it on disk and answers the ref the message names it by. */
+  async function upload(file) {
+    // The type is only a hint (Parley checks the bytes), but it must say image or binary for the upload to be taken.
+    const type = /^image\/[a-z0-9.+-]+$/i.test(file.type) ? file.type : "application/octet-stream";
+    try {
+      const res = await fetch(`${base}/api/uploads`, { method: "POST", headers: { "Content-Type": type }, body: file });
+      if (res.status === 201) {
+        const body = await res.json();
+        if (body && typeof body.ref === "string") return { ref: body.ref };
+      }
+      return { error: await errorOf(res) };
+    } catch {
+      return { error: "Could not send the image to Parley. Check that it is running, then press Send to try again." };
     }
   }
 
@@ -428,27 +520,63 @@
     busy = on;
     ui.send.disabled = on;
     ui.reset.disabled = on;
+    ui.file.disabled = on;
+  }
+
+  function attach(file) {
+    if (!file || busy) return;
+    if (file.size > MAX_UPLOAD) {
+      setStatus(`That image is ${formatSize(file.size)}; the limit is ${formatSize(MAX_UPLOAD)}.`, "error");
+      return;
+    }
+    clearAttachment();
+    attached = file;
+    ui.preview.src = URL.createObjectURL(file);
+    ui.preview.alt = `Preview of ${file.name || "the image"}`;
+    ui.attachmentName.textContent = `${file.name || "Pasted image"} (${formatSize(file.size)})`;
+    ui.attachment.hidden = false;
+    setStatus("Image attached: add a question if you like, then Send.", "brief");
+  }
+
+  function clearAttachment() {
+    if (ui.preview.src) URL.revokeObjectURL(ui.preview.src);
+    ui.preview.removeAttribute("src");
+    attached = null;
+    ui.file.value = "";
+    ui.attachment.hidden = true;
   }
 
   async function submit() {
     const typed = ui.input.value;
     const text = typed.trim();
-    if (busy || text === "") return;
+    const image = attached;
+    if (busy || (text === "" && !image)) return;
     if (text.length > MAX_CHARS) {
       setStatus(`Your message is ${text.length.toLocaleString()} characters; the limit is ${MAX_CHARS.toLocaleString()}.`, "error");
       return;
     }
-    if (!pending || pending.text !== text) pending = { id: randomId(), text };
+    if (!pending || pending.text !== text || pending.image !== image) pending = { id: randomId(), text, image, ref: null };
     setBusy(true);
-    setStatus("Sending…");
-    const error = await deliver(text, pending.id);
+    let error = null;
+    if (image && !pending.ref) {
+      setStatus("Sending the image…");
+      const uploaded = await upload(image);
+      if (uploaded.error) error = uploaded.error;
+      else pending.ref = uploaded.ref;
+    }
+    if (!error) {
+      setStatus("Sending…");
+      const named = image ? { ref: pending.ref, mimeType: image.type, name: image.name } : undefined;
+      error = await deliver(text, pending.id, named);
+    }
     setBusy(false);
     if (error) {
       setStatus(error, "error");
     } else {
       pending = null;
-      addUser(text);
+      addUser(text, image);
       if (ui.input.value === typed) ui.input.value = "";
+      if (attached === image) clearAttachment();
       autosize();
       setStatus(lost ? "Sent. Waiting for the connection to come back…" : "");
     }
@@ -487,6 +615,35 @@
   });
   ui.input.addEventListener("input", autosize);
   ui.reset.addEventListener("click", () => void reset());
+  ui.file.addEventListener("change", () => {
+    attach(ui.file.files && ui.file.files[0]);
+    ui.input.focus();
+  });
+  ui.removeImage.addEventListener("click", () => {
+    clearAttachment();
+    setStatus("Image removed.", "brief");
+    ui.input.focus();
+  });
+  /** The first image among dropped or pasted files. */
+  const imageIn = (list) => Array.from(list || []).find((f) => f.type.startsWith("image/"));
+  ui.input.addEventListener("paste", (e) => {
+    const file = imageIn(e.clipboardData && e.clipboardData.files);
+    if (file) {
+      e.preventDefault();
+      attach(file);
+    }
+  });
+  document.addEventListener("dragover", (e) => {
+    if (e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files")) e.preventDefault();
+  });
+  document.addEventListener("drop", (e) => {
+    if (!e.dataTransfer || !Array.from(e.dataTransfer.types).includes("Files")) return;
+    e.preventDefault();
+    const file = imageIn(e.dataTransfer.files);
+    if (file) attach(file);
+    else setStatus("Only images can be attached.", "error");
+    ui.input.focus();
+  });
 
   connect();
   ui.input.focus();
