@@ -6,6 +6,7 @@ import { createMessengerChannel } from "../channels/messenger/adapter.ts";
 import { createWebChannel } from "../channels/web/adapter.ts";
 import { createWhatsAppCloudChannel } from "../channels/whatsapp-cloud/adapter.ts";
 import { createWhatsAppWebChannel } from "../channels/whatsapp/adapter.ts";
+import type { CreateWhatsAppClient } from "../channels/whatsapp/client-port.ts";
 import type { Config } from "./config.ts";
 import { createConversationService } from "./conversation/service.ts";
 import { createConversationStore } from "./conversation/store.ts";
@@ -44,6 +45,8 @@ export interface ParleyOptions {
   /** The sink `log` writes to (main.ts creates both): attached to the database here for the logs table and shown as
    * the admin page's live tail. Without it the logs table stays empty. */
   logSink?: LogSink;
+  /** Builds the whatsapp-web.js client (default: the real one, driving Chromium); tests pass a fake. */
+  createWhatsAppClient?: CreateWhatsAppClient;
 }
 
 export interface Parley {
@@ -89,6 +92,8 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   if (!router) log.warn("no model is configured: set MODELS_INSTANT (e.g. openai:gpt-5-mini) and the provider's key; every reply will say so");
 
   const adapters = new Map<ChannelName, ChannelAdapter>();
+  /** Channels whose adapter runs in another process of the cluster right now: their messages are left to it. */
+  const elsewhere = new Map<ChannelName, () => boolean>();
   const routers: HttpAppOptions["routers"] = [];
   const web = createWebChannel({ log, dataDir: config.dataDir, maxUploadBytes: config.media.maxBytes });
   adapters.set("web", web.adapter);
@@ -116,8 +121,12 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     routers.push({ path: "/webhooks/whatsapp", router: whatsapp.router });
   }
   if (config.whatsappWeb) {
-    const whatsapp = createWhatsAppWebChannel({ dataDir: config.dataDir, chromiumPath: config.whatsappWeb.chromiumPath, log });
+    const deps = { dataDir: config.dataDir, chromiumPath: config.whatsappWeb.chromiumPath, log, createClient: options.createWhatsAppClient };
+    // One linked session per database, whatever the data dir: it runs (receives and sends) in one process at a time.
+    const whatsapp = cluster.leaderOnlyChannel("whatsapp-web:session", () => createWhatsAppWebChannel(deps).adapter,
+      "standby: another Parley process runs the WhatsApp session");
     adapters.set("whatsapp", whatsapp.adapter);
+    elsewhere.set("whatsapp", () => !whatsapp.leads());
   } else {
     log.info("WhatsApp (personal number) is off: set WHATSAPP_WEB=true to link it by QR code");
   }
@@ -206,6 +215,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     inbox,
     handle: service.handle,
     concurrency: config.workers.concurrency,
+    channels: () => [...adapters.keys()].filter((name) => !elsewhere.get(name)?.()),
     leaseMs,
     pollMs: options.tuning?.pollMs,
     log: log.child({ source: "inbox" }),

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { startParleyProcess, type ChildApp } from "../scripts/bench/processes.ts";
 import { createLeadership, type Leadership } from "../src/cluster/leader.ts";
-import { receiveAsLeaderOnly } from "../src/cluster/leader-only.ts";
+import { receiveAsLeaderOnly, runAsLeaderOnly } from "../src/cluster/leader-only.ts";
+import { DeliveryError } from "../src/core/errors.ts";
 import type { ChannelAdapter, ChannelStatus, OnMessage } from "../src/core/types.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
@@ -35,6 +36,132 @@ function fakeReceiver(log: string[], n: number): ChannelAdapter {
     status: () => status,
   };
 }
+
+/** Leadership the test hands out and takes away by hand. */
+function manualLeadership(): Leadership & { set(leader: boolean): void } {
+  const listeners = new Set<(leader: boolean) => void>();
+  let leader = false;
+  return {
+    ready: Promise.resolve(),
+    isLeader: () => leader,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+    stop: async () => {},
+    set(next) {
+      leader = next;
+      for (const listener of listeners) listener(next);
+    },
+  };
+}
+
+/** A whole channel (like a WhatsApp Web session) that records its lifecycle and what it sends. */
+function fakeSession(events: string[], n: number): ChannelAdapter {
+  let status: ChannelStatus = { state: "stopped", detail: "not started" };
+  return {
+    name: "whatsapp",
+    limits: { maxText: 4096, canEdit: false, canDraft: false },
+    async start(_onMessage: OnMessage, signal: AbortSignal) {
+      events.push(`start ${n}`);
+      status = { state: "running", detail: `session ${n}` };
+      signal.addEventListener("abort", () => {
+        events.push(`stop ${n}`);
+        status = { state: "stopped" };
+      });
+    },
+    send: async (_chat, text) => (events.push(`send ${n}: ${text}`), { id: `${n}-${text}` }),
+    sendFile: async (_chat, file) => (events.push(`file ${n}: ${file.name}`), { id: `${n}-${file.name}` }),
+    typing: async () => void events.push(`typing ${n}`),
+    download: async () => new Uint8Array([n]),
+    status: () => status,
+  };
+}
+
+describe("a whole channel that runs only in the leader (runAsLeaderOnly)", () => {
+  const STANDBY = "standby: another Parley process runs the WhatsApp session";
+  const file = { name: "export.jsonl", mimeType: "application/x-ndjson", bytes: new Uint8Array([123, 125]) };
+
+  async function refused(promise: Promise<unknown>): Promise<DeliveryError> {
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(DeliveryError);
+    expect((error as DeliveryError).retryable).toBe(true);
+    expect((error as DeliveryError).message).toContain(STANDBY);
+    return error as DeliveryError;
+  }
+
+  it("runs, sends and downloads only while leading; a standby refuses retryably and says it stands by", async () => {
+    const events: string[] = [];
+    const leadership = manualLeadership();
+    let made = 0;
+    const channel = runAsLeaderOnly({ leadership, create: () => fakeSession(events, ++made), standbyDetail: STANDBY, log: captureLogs().log });
+    const { adapter } = channel;
+    // The first adapter is made at once (its members are the channel's), but not started.
+    expect(made).toBe(1);
+    expect([adapter.name, adapter.limits.canEdit, typeof adapter.sendFile, typeof adapter.typing, typeof adapter.download]).toEqual([
+      "whatsapp", false, "function", "function", "function",
+    ]);
+    expect(adapter.edit).toBeUndefined();
+    expect(adapter.draft).toBeUndefined();
+    expect(adapter.status()).toEqual({ state: "starting" });
+
+    const lifetime = new AbortController();
+    await adapter.start(async () => {}, lifetime.signal);
+    expect(adapter.status()).toEqual({ state: "running", detail: STANDBY });
+    expect(channel.leads()).toBe(false);
+    expect((await refused(adapter.send("whatsapp:1@c.us", "hi"))).message).toMatch(/^cannot send on whatsapp from this process/);
+    await refused(adapter.sendFile!("whatsapp:1@c.us", file));
+    await refused(adapter.typing!("whatsapp:1@c.us"));
+    await refused(adapter.download!({ kind: "image", ref: "x" }, 10, lifetime.signal));
+    expect(events).toEqual([]);
+
+    leadership.set(true);
+    await vi.waitFor(() => expect(events).toEqual(["start 1"]));
+    expect(channel.leads()).toBe(true);
+    expect(adapter.status()).toEqual({ state: "running", detail: "session 1" });
+    expect(await adapter.send("whatsapp:1@c.us", "hello")).toEqual({ id: "1-hello" });
+    expect(await adapter.sendFile!("whatsapp:1@c.us", file)).toEqual({ id: "1-export.jsonl" });
+    expect(await adapter.download!({ kind: "image", ref: "x" }, 10, lifetime.signal)).toEqual(new Uint8Array([1]));
+
+    leadership.set(false);
+    expect(events.slice(-1)).toEqual(["stop 1"]);
+    expect(channel.leads()).toBe(false);
+    expect(adapter.status()).toEqual({ state: "running", detail: STANDBY });
+    await refused(adapter.send("whatsapp:1@c.us", "after the hand-over"));
+
+    // A new term gets a new adapter: one starts only once.
+    leadership.set(true);
+    await vi.waitFor(() => expect(events.slice(-1)).toEqual(["start 2"]));
+    expect(made).toBe(2);
+    expect(await adapter.send("whatsapp:1@c.us", "again")).toEqual({ id: "2-again" });
+
+    lifetime.abort();
+    expect(events).toEqual(["start 1", "send 1: hello", "file 1: export.jsonl", "stop 1", "start 2", "send 2: again", "stop 2"]);
+    expect(channel.leads()).toBe(false);
+    expect(adapter.status()).toEqual({ state: "stopped" });
+    await refused(adapter.send("whatsapp:1@c.us", "while stopping"));
+    leadership.set(false);
+    leadership.set(true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(made).toBe(2);
+  });
+
+  it("starts at once in the process that already leads", async () => {
+    const events: string[] = [];
+    const leadership = manualLeadership();
+    leadership.set(true);
+    const channel = runAsLeaderOnly({ leadership, create: () => fakeSession(events, 1), standbyDetail: STANDBY, log: captureLogs().log });
+    const lifetime = new AbortController();
+    await channel.adapter.start(async () => {}, lifetime.signal);
+    expect(events).toEqual(["start 1"]);
+    expect(channel.leads()).toBe(true);
+    await expect(channel.adapter.start(async () => {}, lifetime.signal)).rejects.toThrow(/already started/);
+    lifetime.abort();
+  });
+});
 
 describe("leadership on PGlite", () => {
   it("is the leader from the start: one process only", async () => {

@@ -1,17 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { chatKey, userKey } from "../src/core/keys.ts";
-import type { InboundMessage } from "../src/core/types.ts";
+import type { ChannelName, InboundMessage } from "../src/core/types.ts";
 import { openDatabase, type Database } from "../src/db/client.ts";
 import { createInbox, type Inbox } from "../src/inbox/inbox.ts";
 import { captureLogs } from "./support/logs.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 
-function message(chat: string, n: number): InboundMessage {
+function message(chat: string, n: number, channel: ChannelName = "telegram"): InboundMessage {
   return {
-    channel: "telegram",
+    channel,
     platformMessageId: `${chat}:${n}`,
-    chat: chatKey("telegram", chat),
-    user: userKey("telegram", chat),
+    chat: chatKey(channel, chat),
+    user: userKey(channel, chat),
     isGroup: false,
     mentionsBot: false,
     replyToBot: false,
@@ -90,6 +90,38 @@ describe.each(DATABASE_KINDS)("inbox on %s", (kind) => {
     expect(await inbox.claim()).toBeNull();
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await inbox.claim())?.message.platformMessageId).toBe("1:1");
+  });
+
+  it("hands out only the channels asked for, oldest first, and leaves the others to a process that can deliver them", async () => {
+    // A lease long enough that none runs out during the test, however slow the machine.
+    const longLease = createInbox({ db: database.db, leaseMs: 600_000 });
+    await longLease.accept(message("w1@c.us", 1, "whatsapp"));
+    await longLease.accept(message("t1", 1));
+    await longLease.accept(message("w2@c.us", 1, "whatsapp"));
+    await longLease.accept(message("w1@c.us", 2, "whatsapp"));
+    await longLease.accept(message("web1", 1, "web"));
+    // A standby of the WhatsApp session claims Telegram and web rows only, and nothing when it can deliver nowhere.
+    expect(await longLease.claim([])).toBeNull();
+    const standby = [await longLease.claim(["telegram", "web"]), await longLease.claim(["telegram", "web"])];
+    expect(standby.map((item) => item?.message.chat)).toEqual(["telegram:t1", "web:web1"]);
+    expect(await longLease.claim(["telegram", "web"])).toBeNull();
+    // The leader takes the WhatsApp rows: one chat in order, other chats in parallel.
+    const leader = [await longLease.claim(["whatsapp"]), await longLease.claim(["whatsapp"])];
+    expect(leader.map((item) => item?.message.platformMessageId)).toEqual(["w1@c.us:1", "w2@c.us:1"]);
+    expect(await longLease.claim(["whatsapp", "telegram", "web"])).toBeNull();
+    await longLease.complete(leader[0]!.id);
+    expect(await longLease.claim(["telegram", "web"])).toBeNull();
+    expect((await longLease.claim(["whatsapp"]))?.message.platformMessageId).toBe("w1@c.us:2");
+  });
+
+  it("gives a claim whose lease ran out only to a process that asks for its channel", async () => {
+    await inbox.accept(message("w1@c.us", 1, "whatsapp"));
+    const first = await inbox.claim(["whatsapp"]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await inbox.claim(["telegram", "web"])).toBeNull();
+    const again = await inbox.claim(["whatsapp"]);
+    expect(again?.id).toBe(first?.id);
+    expect(again?.attempts).toBe(2);
   });
 
   it("does not hand out finished rows again", async () => {

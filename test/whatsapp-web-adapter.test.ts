@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWhatsAppWebChannel } from "../channels/whatsapp/adapter.ts";
-import { DeliveryError, RefusedInputError } from "../src/core/errors.ts";
-import type { InboundMessage, OnMessage } from "../src/core/types.ts";
+import { DeliveryError, RateLimitedError, RefusedInputError } from "../src/core/errors.ts";
+import type { InboundMessage, OnMessage, OutboundFile } from "../src/core/types.ts";
 import {
   BOT_WID,
   fakeClientFactory,
@@ -218,6 +218,96 @@ describe("send", () => {
     await expectDeliveryError(t.adapter.send(`whatsapp:${PERSON}`, "hi"), true, /WhatsApp Web was reloading or closed/);
     t.client().sendError = "Invalid usage! Can only revoke the message its from own status broadcast"; // the library throws strings too
     await expectDeliveryError(t.adapter.send(`whatsapp:${PERSON}`, "hi"), false, /Invalid usage/);
+  });
+});
+
+describe("sendFile", () => {
+  const file = (extra: Partial<OutboundFile> = {}): OutboundFile => ({
+    name: "parley-export-2030-01-01.jsonl",
+    mimeType: "application/x-ndjson",
+    bytes: new TextEncoder().encode('{"type":"user"}\n{"type":"message","text":"hi"}\n'),
+    ...extra,
+  });
+
+  it("sends the file as a document (MessageMedia from base64, mime type, name, size) with its caption", async () => {
+    const t = await connectedSetup();
+    const sent = file({ caption: "Everything stored about you" });
+    const { id } = await t.adapter.sendFile!(`whatsapp:${PERSON}`, sent);
+    expect(id).toBe(`true_${PERSON}_3EB0SENT1`);
+    expect(t.client().documents).toEqual([
+      {
+        chatId: PERSON,
+        media: {
+          mimetype: "application/x-ndjson",
+          data: Buffer.from(sent.bytes).toString("base64"),
+          filename: "parley-export-2030-01-01.jsonl",
+          filesize: sent.bytes.byteLength,
+        },
+        options: { sendMediaAsDocument: true, caption: "Everything stored about you" },
+      },
+    ]);
+    expect(Buffer.from(t.client().documents[0]!.media.data, "base64").toString("utf8")).toBe(new TextDecoder().decode(sent.bytes));
+    expect(t.client().sent).toEqual([]);
+
+    // In a group it quotes the message it answers; a long caption is cut to WhatsApp's 1024 characters.
+    const replyTo = `false_${GROUP}_3EB0ASK_${PERSON}`;
+    await t.adapter.sendFile!(`whatsapp:${GROUP}`, file({ caption: "x".repeat(2000) }), { replyTo });
+    const second = t.client().documents[1]!;
+    expect(second.chatId).toBe(GROUP);
+    expect(second.options.quotedMessageId).toBe(replyTo);
+    expect(second.options.caption).toHaveLength(1024);
+    expect(second.options.caption?.endsWith("…")).toBe(true);
+
+    // A view of a larger buffer is sent as its own bytes only.
+    const backing = new TextEncoder().encode("HEADER:payload:TRAILER");
+    await t.adapter.sendFile!(`whatsapp:${PERSON}`, file({ bytes: backing.subarray(7, 14) }));
+    expect(Buffer.from(t.client().documents[2]!.media.data, "base64").toString("utf8")).toBe("payload");
+    expect(t.client().documents[2]!.options).toEqual({ sendMediaAsDocument: true });
+  });
+
+  it("refuses, retryably, while WhatsApp is not connected", async () => {
+    const t = await setup();
+    await expectDeliveryError(t.adapter.sendFile!(`whatsapp:${PERSON}`, file()), true, /WhatsApp is not connected/);
+    t.client().showQr();
+    await expectDeliveryError(t.adapter.sendFile!(`whatsapp:${PERSON}`, file()), true, /not connected \(needs-login\)/);
+    expect(t.client().documents).toEqual([]);
+  });
+
+  it("refuses for good what can never be sent", async () => {
+    const t = await connectedSetup();
+    await expectDeliveryError(t.adapter.sendFile!("telegram:12345", file()), false, /not a WhatsApp chat/);
+    await expectDeliveryError(t.adapter.sendFile!(`whatsapp:${PERSON}`, file({ bytes: new Uint8Array(0) })), false, /is empty/);
+    const huge = file({ bytes: new Uint8Array(100 * 1024 * 1024 + 1) });
+    await expectDeliveryError(t.adapter.sendFile!(`whatsapp:${PERSON}`, huge), false, /documents up to 100 MB/);
+    expect(t.client().documents).toEqual([]);
+  });
+
+  it("maps the library's errors like send, and a send without an id is not repeated", async () => {
+    const t = await connectedSetup();
+    t.client().sendError = new Error("Evaluation failed: Error: wid error: invalid wid");
+    await expectDeliveryError(t.adapter.sendFile!(`whatsapp:${PERSON}`, file()), false, /WhatsApp sendFile failed for good/);
+    t.client().sendError = new Error("Protocol error (Runtime.callFunctionOn): Target closed.");
+    await expectDeliveryError(t.adapter.sendFile!(`whatsapp:${PERSON}`, file()), true, /sendFile failed \(WhatsApp Web was reloading or closed\)/);
+    t.client().sendError = new Error("rate-overlimit");
+    const limited = await rejection(t.adapter.sendFile!(`whatsapp:${PERSON}`, file()));
+    expect(limited).toBeInstanceOf(RateLimitedError);
+    t.client().sendError = undefined;
+    t.client().sendDocument = async () => ({ id: { _serialized: "" } });
+    await expectDeliveryError(t.adapter.sendFile!(`whatsapp:${PERSON}`, file()), false, /sent the file but returned no id/);
+  });
+
+  it("gives up waiting on a send that never answers, retryably, and has the watchdog look at once", async () => {
+    const t = await connectedSetup();
+    t.client().sendDocument = () => new Promise(() => {});
+    t.client().hangGetState = true;
+    const pending = rejection(t.adapter.sendFile!(`whatsapp:${PERSON}`, file()));
+    await t.timers.advance(30_000);
+    const error = await pending;
+    expect(error).toBeInstanceOf(DeliveryError);
+    expect((error as DeliveryError).retryable).toBe(true);
+    expect((error as DeliveryError).message).toMatch(/sendFile got no answer within 30 s/);
+    await t.timers.advance(10_000); // the check started by the timeout finds a page that does not answer
+    expect(t.adapter.status()).toMatchObject({ state: "failed", detail: expect.stringMatching(/stopped answering/) });
   });
 });
 

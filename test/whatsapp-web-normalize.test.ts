@@ -148,6 +148,20 @@ describe("normalizeWhatsAppMessage", () => {
     expect(result?.user).toBe(`whatsapp:${PERSON}`);
   });
 
+  it("marks a forwarded message (the library's isForwarded), a forwarded image too, and only those", async () => {
+    const forwarded = await normalize(waMessage({ chat: PERSON, body: "/block whatsapp:123@c.us", isForwarded: true }));
+    expect(forwarded).toMatchObject({ forwarded: true, text: "/block whatsapp:123@c.us" });
+    const image = await normalize(waMessage({ chat: GROUP, author: MEMBER, type: "image", body: "look", hasMedia: true, isForwarded: true }));
+    expect(image).toMatchObject({ forwarded: true, attachments: [{ kind: "image" }] });
+    const own = await normalize(waMessage({ chat: PERSON, body: "my own words" }));
+    expect(own).not.toBeNull();
+    expect(own).not.toHaveProperty("forwarded");
+    // Older messages may lack the field: not forwarded.
+    const older = waMessage({ chat: PERSON, body: "from before" });
+    delete older.isForwarded;
+    expect(await normalize(older)).not.toHaveProperty("forwarded");
+  });
+
   it("strips only the bot's mentions", () => {
     expect(stripMentions("@15550001111 hi @4912345", bot)).toBe("hi @4912345");
     expect(stripMentions("ask @15550001111: now", bot)).toBe("ask now");

@@ -23,8 +23,9 @@ import { settleWithin, systemTimers, type Backoff, type Timers } from "./timers.
  * carries them).
  *
  * Inbound: WhatsApp does not deliver a message twice, so one that cannot be stored yet is retried in memory
- * (inbound-queue.ts). Outbound: `send` refuses (retryable) while WhatsApp Web is not ready, rather than letting the
- * library throw on a half-loaded page. No edits, no drafts: a reply is sent when it is done.
+ * (inbound-queue.ts). Outbound: `send` and `sendFile` (a document, e.g. /export's file) refuse (retryable) while
+ * WhatsApp Web is not ready, rather than letting the library throw on a half-loaded page. No edits, no drafts: a
+ * reply is sent when it is done.
  */
 
 export interface WhatsAppWebTuning extends SupervisorTuning {
@@ -49,6 +50,10 @@ export const WHATSAPP_WEB_TUNING: WhatsAppWebTuning = {
 };
 
 export const WHATSAPP_LIMITS = { maxText: 4096, canEdit: false, canDraft: false } as const;
+/** WhatsApp's limit for a document; the library moves it into the page as base64, so it is held in memory twice. */
+const MAX_DOCUMENT_BYTES = 100 * 1024 * 1024;
+/** WhatsApp's limit for a media caption. */
+const MAX_CAPTION = 1024;
 
 export interface WhatsAppWebChannelDeps {
   /** Parley's data directory: the session, and the QR code while one is waiting to be scanned. */
@@ -190,10 +195,30 @@ export function createWhatsAppWebChannel(deps: WhatsAppWebChannelDeps): WhatsApp
       const { client } = liveClient();
       const options = opts?.replyTo ? { quotedMessageId: opts.replyTo } : undefined;
       const sent = await call("send", () => client.sendMessage(chatId, body, options));
-      const id = sent?.id?._serialized;
-      // Sent, but without an id to return: sending again would duplicate the message.
-      if (typeof id !== "string" || id === "") throw new DeliveryError("WhatsApp sent the message but returned no id", false);
-      return { id };
+      return { id: sentId(sent, "message") };
+    },
+
+    async sendFile(chat, file, opts) {
+      const chatId = chatIdOf(chat, "sendFile");
+      const size = file.bytes.byteLength;
+      if (size === 0) throw new DeliveryError(`WhatsApp sendFile: ${file.name} is empty`, false);
+      if (size > MAX_DOCUMENT_BYTES) {
+        throw new DeliveryError(`WhatsApp sendFile: ${file.name} has ${size} bytes; WhatsApp takes documents up to 100 MB`, false);
+      }
+      const document = {
+        mimetype: file.mimeType,
+        data: Buffer.from(file.bytes.buffer, file.bytes.byteOffset, size).toString("base64"),
+        filename: file.name,
+        filesize: size,
+      };
+      const caption = file.caption?.trim() ? clip(file.caption.trim(), MAX_CAPTION) : undefined;
+      const options =
+        caption === undefined && !opts?.replyTo
+          ? undefined
+          : { ...(caption === undefined ? {} : { caption }), ...(opts?.replyTo ? { quotedMessageId: opts.replyTo } : {}) };
+      const { client } = liveClient();
+      const sent = await call("sendFile", () => client.sendDocument(chatId, document, options));
+      return { id: sentId(sent, "file") };
     },
 
     async typing(chat) {
@@ -211,6 +236,17 @@ export function createWhatsAppWebChannel(deps: WhatsAppWebChannelDeps): WhatsApp
   };
 
   return { adapter };
+}
+
+/** The id of a message just sent. Sent without one to return: sending again would duplicate it, so not retryable. */
+function sentId(sent: { id?: { _serialized?: string } } | null | undefined, what: string): string {
+  const id = sent?.id?._serialized;
+  if (typeof id !== "string" || id === "") throw new DeliveryError(`WhatsApp sent the ${what} but returned no id`, false);
+  return id;
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /** Puppeteer starts Chromium in its own process group: killing the group takes its renderers along. */

@@ -22,7 +22,7 @@ export const CHROMIUM_ARGS = [
 const require = createRequire(import.meta.url);
 
 export function createWhatsAppWebClient(options: WhatsAppClientOptions): WhatsAppClientPort {
-  const { Client, LocalAuth } = require("whatsapp-web.js") as typeof WAWebJS;
+  const { Client, LocalAuth, MessageMedia } = require("whatsapp-web.js") as typeof WAWebJS;
   const client = new Client({
     authStrategy: new LocalAuth({ dataPath: options.sessionDir }),
     puppeteer: { headless: true, executablePath: options.chromiumPath, args: [...options.puppeteerArgs] },
@@ -39,6 +39,15 @@ export function createWhatsAppWebClient(options: WhatsAppClientOptions): WhatsAp
     getState: () => client.getState(),
     async sendMessage(chatId, text, opts) {
       const sent = await client.sendMessage(chatId, text, opts?.quotedMessageId ? { quotedMessageId: opts.quotedMessageId } : {});
+      return { id: { _serialized: sent.id._serialized } };
+    },
+    async sendDocument(chatId, document, opts) {
+      const media = new MessageMedia(document.mimetype, document.data, document.filename, document.filesize);
+      const sent = await client.sendMessage(chatId, media, {
+        sendMediaAsDocument: true,
+        ...(opts?.caption ? { caption: opts.caption } : {}),
+        ...(opts?.quotedMessageId ? { quotedMessageId: opts.quotedMessageId } : {}),
+      });
       return { id: { _serialized: sent.id._serialized } };
     },
     async sendStateTyping(chatId) {

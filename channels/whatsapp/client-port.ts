@@ -40,6 +40,8 @@ export interface WhatsAppMessage {
   hasMedia: boolean;
   fromMe: boolean;
   hasQuotedMsg: boolean;
+  /** Forwarded from another chat (the library's `isForwarded`); absent on some older messages. */
+  isForwarded?: boolean;
   mentionedIds?: string[];
   /** Unix seconds. */
   timestamp: number;
@@ -78,6 +80,12 @@ export interface WhatsAppClientPort {
   /** WhatsApp Web's connection state ("CONNECTED", "OPENING", …); rejects or never settles when the page is gone. */
   getState(): Promise<string | null>;
   sendMessage(chatId: string, text: string, options?: { quotedMessageId?: string }): Promise<{ id: { _serialized: string } }>;
+  /** Sends a file as a document (`MessageMedia` with `sendMediaAsDocument`), the caption below it. */
+  sendDocument(
+    chatId: string,
+    document: { mimetype: string; data: string; filename: string; filesize: number },
+    options?: { caption?: string; quotedMessageId?: string },
+  ): Promise<{ id: { _serialized: string } }>;
   /** Shows "typing…" in a chat for about 25 seconds. */
   sendStateTyping(chatId: string): Promise<void>;
   getMessageById(messageId: string): Promise<WhatsAppMessage | null>;

@@ -63,6 +63,7 @@ export function readMessage(m: WhatsAppMessage, bot: BotIdentity): Omit<InboundM
     isGroup,
     mentionsBot,
     text,
+    ...(m.isForwarded === true ? { forwarded: true } : {}),
     attachments,
   };
 }

@@ -2,7 +2,7 @@ import type { ChannelAdapter } from "../core/types.ts";
 import type { DatabaseTarget } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createLeadership, type Leadership } from "./leader.ts";
-import { receiveAsLeaderOnly } from "./leader-only.ts";
+import { receiveAsLeaderOnly, runAsLeaderOnly, type LeaderOnlyChannel } from "./leader-only.ts";
 import type { SharedLimits, TelegramThrottlerOptions } from "./shared-limits.ts";
 import type { SharedPause, SharedPauses } from "./shared-pause.ts";
 
@@ -18,6 +18,8 @@ export interface Cluster {
   telegramPause(token: string): SharedPause | undefined;
   /** `sender` sends from every process; a receiver from `createReceiver` runs only in the leader for `key`. */
   leaderOnly(key: string, sender: ChannelAdapter, createReceiver: () => ChannelAdapter, standbyDetail: string): ChannelAdapter;
+  /** The whole channel (receiving and sending) runs only in the leader for `key`, a new one from `create` each term. */
+  leaderOnlyChannel(key: string, create: () => ChannelAdapter, standbyDetail: string): LeaderOnlyChannel;
   stop(): Promise<void>;
 }
 
@@ -39,6 +41,12 @@ export async function createCluster(deps: { database: DatabaseTarget; redisUrl?:
       const leadership = createLeadership({ target: deps.database, key, log: deps.log });
       leaderships.push(leadership);
       return receiveAsLeaderOnly({ leadership, sender, createReceiver, standbyDetail, log: deps.log });
+    },
+    leaderOnlyChannel(key, create, standbyDetail) {
+      if (deps.database.kind === "pglite") return { adapter: create(), leads: () => true };
+      const leadership = createLeadership({ target: deps.database, key, log: deps.log });
+      leaderships.push(leadership);
+      return runAsLeaderOnly({ leadership, create, standbyDetail, log: deps.log });
     },
     async stop() {
       await Promise.all(leaderships.map((l) => l.stop()));

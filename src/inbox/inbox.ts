@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { InboundMessage } from "../core/types.ts";
+import type { ChannelName, InboundMessage } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
 import { inbox } from "../db/schema.ts";
 
@@ -11,6 +11,9 @@ import { inbox } from "../db/schema.ts";
  *
  * Ordering: only the oldest unfinished row of a chat can be claimed, so the messages of one chat are handled one at a
  * time and in the order they arrived, while different chats proceed in parallel.
+ *
+ * A process claims only the channels it can deliver to right now: a channel that runs in another process of the
+ * cluster (a WhatsApp Web session) is left to that one. A chat belongs to one channel, so this keeps the order.
  */
 
 export interface InboxItem {
@@ -24,8 +27,8 @@ export interface InboxItem {
 export interface Inbox {
   /** Stores the message; a redelivery of the same (channel, platformMessageId) is a no-op. */
   accept(message: InboundMessage): Promise<{ id: number | null; duplicate: boolean }>;
-  /** Claims the next message that is ready, for `leaseMs`; null when there is none. */
-  claim(): Promise<InboxItem | null>;
+  /** Claims the next message that is ready, for `leaseMs`, of one of `channels` (default: any); null when there is none. */
+  claim(channels?: readonly ChannelName[]): Promise<InboxItem | null>;
   /** Keeps a claim alive while its work goes on. Returns false when the claim was lost. */
   extendLease(id: number): Promise<boolean>;
   complete(id: number): Promise<void>;
@@ -66,10 +69,13 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
       return { id, duplicate: id === null };
     },
 
-    async claim() {
+    async claim(channels) {
+      if (channels?.length === 0) return null;
+      const ofChannels = channels === undefined ? sql`` : sql`and i.channel in ${[...channels]}`;
       const next = sql`(
         select i.id from ${inbox} i
         where ((i.state = 'pending' and i.available_at <= now()) or (i.state = 'working' and i.lease_until < now()))
+          ${ofChannels}
           and not exists (
             select 1 from ${inbox} e
             where e.chat_key = i.chat_key and e.id < i.id and e.state in ('pending', 'working')

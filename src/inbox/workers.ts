@@ -1,3 +1,4 @@
+import type { ChannelName } from "../core/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Inbox, InboxItem } from "./inbox.ts";
 
@@ -17,6 +18,8 @@ export interface WorkerPoolOptions {
   inbox: Inbox;
   handle: (item: InboxItem, signal: AbortSignal) => Promise<void>;
   concurrency: number;
+  /** The channels this process can deliver to right now, asked before every claim; default: all. */
+  channels?: () => readonly ChannelName[];
   leaseMs: number;
   pollMs?: number;
   log: Logger;
@@ -82,7 +85,7 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
     while (!signal.aborted) {
       let item: InboxItem | null;
       try {
-        item = await inbox.claim();
+        item = await inbox.claim(options.channels?.());
         failures = 0;
       } catch (error) {
         failures++;

@@ -107,8 +107,8 @@ export function instrumentInbox(inbox: Inbox, metrics: Pick<Metrics, "replyDeliv
     };
   return {
     ...inbox,
-    async claim() {
-      const item = await inbox.claim();
+    async claim(channels) {
+      const item = await inbox.claim(channels);
       if (item?.storedAt) claimed.set(item.id, { channel: item.message.channel, storedAt: item.storedAt.getTime() });
       return item;
     },

@@ -27,6 +27,12 @@ export class FakeWhatsAppClient implements WhatsAppClientPort {
   initializeCalls = 0;
   destroyCalls = 0;
   readonly sent: Array<{ chatId: string; text: string; options?: { quotedMessageId?: string } }> = [];
+  /** Files sent as documents, as `MessageMedia` carries them (base64), with the send options the library gets. */
+  readonly documents: Array<{
+    chatId: string;
+    media: { mimetype: string; data: string; filename: string; filesize: number };
+    options: { sendMediaAsDocument: true; caption?: string; quotedMessageId?: string };
+  }> = [];
   readonly typing: string[] = [];
   readonly stored = new Map<string, WhatsAppMessage>();
   /** Misbehaviour switches. */
@@ -64,6 +70,16 @@ export class FakeWhatsAppClient implements WhatsAppClientPort {
   async sendMessage(chatId: string, text: string, options?: { quotedMessageId?: string }) {
     if (this.sendError !== undefined) throw this.sendError;
     this.sent.push(options ? { chatId, text, options } : { chatId, text });
+    return { id: { _serialized: `true_${chatId}_3EB0SENT${++this.sentCount}` } };
+  }
+
+  async sendDocument(
+    chatId: string,
+    media: { mimetype: string; data: string; filename: string; filesize: number },
+    options?: { caption?: string; quotedMessageId?: string },
+  ) {
+    if (this.sendError !== undefined) throw this.sendError;
+    this.documents.push({ chatId, media, options: { sendMediaAsDocument: true, ...options } });
     return { id: { _serialized: `true_${chatId}_3EB0SENT${++this.sentCount}` } };
   }
 
@@ -180,6 +196,7 @@ export interface MessageSpec {
   filename?: string;
   media?: WhatsAppMedia | null;
   isStatus?: boolean;
+  isForwarded?: boolean;
   key?: string;
 }
 
@@ -201,6 +218,7 @@ export function waMessage(spec: MessageSpec): WhatsAppMessage {
     hasMedia: spec.hasMedia ?? media !== undefined,
     fromMe,
     hasQuotedMsg: spec.quoted !== undefined || spec.quotedParticipant !== undefined,
+    isForwarded: spec.isForwarded ?? false,
     mentionedIds: spec.mentionedIds ?? [],
     timestamp: spec.timestamp ?? 1_760_000_000,
     isStatus: spec.isStatus ?? spec.chat === "status@broadcast",
