@@ -246,6 +246,30 @@ describe("createReplyStream", () => {
     expect(messenger.calls.length).toBe(callsAtFinish); // typing stopped with the reply
   });
 
+  it("sends nothing but the reply when it is done within the quiet time, and shows progress after it", async () => {
+    const clock = new FakeClock();
+    const fast = telegram(clock);
+    const quick = createReplyStream({ adapter: fast.adapter, chat: "telegram:42", isGroup: false, clock, quietMs: 300 });
+    await clock.advance(100);
+    quick.push("Done already.");
+    await clock.advance(150);
+    await clock.run(quick.finish());
+    expect(fast.calls.map((c) => c.method)).toEqual(["send"]);
+
+    const slow = telegram(clock);
+    const started = clock.now();
+    const reply = createReplyStream({ adapter: slow.adapter, chat: "telegram:42", isGroup: false, clock, quietMs: 300 });
+    await clock.advance(100);
+    reply.push("Still writing");
+    await clock.advance(400);
+    expect(slow.calls.map((c) => [c.method, c.at - started])).toEqual([
+      ["typing", 300],
+      ["draft", 300],
+    ]);
+    await clock.run(reply.finish());
+    expect(slow.of("send").map((c) => c.text)).toEqual(["Still writing"]);
+  });
+
   it("keeps typing while a preview channel has nothing to show yet", async () => {
     const clock = new FakeClock();
     const tg = telegram(clock);

@@ -39,6 +39,11 @@ export interface ReplyStreamOptions {
   editIntervalMs?: { direct: number; group: number };
   /** Shown while there is no text yet, e.g. "Thinking…"; see `setStatus`. */
   status?: string;
+  /**
+   * Nothing but the reply itself is sent during the first `quietMs` (no "typing…", no preview): a reply done by
+   * then needs no sign of progress, and costs one platform call instead of three. Default 0.
+   */
+  quietMs?: number;
 }
 
 export interface ReplyStream {
@@ -107,6 +112,7 @@ export function createReplyStream(options: ReplyStreamOptions): ReplyStream {
   let blockedUntil = -Infinity;
   let wake: (() => void) | undefined;
   let finished: Promise<{ messageIds: string[] }> | undefined;
+  const quietUntil = clock.now() + (options.quietMs ?? 0);
 
   const noteRateLimit = (error: unknown) => {
     if (error instanceof RateLimitedError) blockedUntil = Math.max(blockedUntil, clock.now() + error.retryAfterMs);
@@ -155,11 +161,11 @@ export function createReplyStream(options: ReplyStreamOptions): ReplyStream {
     const calls: PendingCall[] = [];
     const typing = adapter.typing;
     if (typing && (preview.kind === "none" || !previewShown)) {
-      calls.push({ at: Math.max(lastTypingAt + TYPING_EVERY_MS, blockedUntil), run: () => showTyping(typing) });
+      calls.push({ at: Math.max(lastTypingAt + TYPING_EVERY_MS, blockedUntil, quietUntil), run: () => showTyping(typing) });
     }
     const wanted = preview.kind === "none" ? undefined : previewText();
     if (wanted !== undefined && wanted !== previewTried) {
-      calls.push({ at: Math.max(lastPreviewAt + previewEveryMs, blockedUntil), run: () => showPreview(wanted) });
+      calls.push({ at: Math.max(lastPreviewAt + previewEveryMs, blockedUntil, quietUntil), run: () => showPreview(wanted) });
     }
     // The earliest; on a tie, typing (it comes first).
     return calls.reduce<PendingCall | undefined>((best, call) => (best && best.at <= call.at ? best : call), undefined);

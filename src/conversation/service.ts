@@ -65,6 +65,11 @@ export const NO_MODEL_REPLY =
   "provider's key (for example OPENAI_API_KEY), then restart Parley.";
 export const MODEL_FAILED_REPLY =
   "Sorry, I couldn't get an answer from the model just now. Your message is saved; please send it again in a minute.";
+/**
+ * How long a reply may take before the user is shown "typing…" or a draft: too short to notice, long enough that a
+ * command's answer or a fast model's costs one platform call, not three (and not three of Telegram's 30 a second).
+ */
+const REPLY_QUIET_MS = 300;
 export const GAVE_UP_REPLY = "Sorry, something went wrong while answering your message. Please send it again.";
 
 const HISTORY_PAGE = 500;
@@ -101,7 +106,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
   /** Sends a short, complete text (no preview) and returns when every chunk is delivered. */
   const say = async (adapter: ChannelAdapter, item: InboxItem, text: string, buttons?: readonly Button[]) => {
     const { chat, isGroup } = item.message;
-    const reply = createReplyStream({ adapter, chat, isGroup, replyTo: replyTarget(item), ...(buttons ? { buttons } : {}) });
+    const reply = createReplyStream({ adapter, chat, isGroup, replyTo: replyTarget(item), quietMs: REPLY_QUIET_MS, ...(buttons ? { buttons } : {}) });
     return reply.finish(text);
   };
 
@@ -194,7 +199,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
     });
 
     const messages = (deps.media && (await messagesWithImages(deps.media, prompt.turns))) ?? prompt.messages;
-    const reply = createReplyStream({ adapter, chat: message.chat, isGroup: message.isGroup, replyTo: replyTarget(item) });
+    const reply = createReplyStream({ adapter, chat: message.chat, isGroup: message.isGroup, replyTo: replyTarget(item), quietMs: REPLY_QUIET_MS });
     let result: ModeResult;
     try {
       result = await runMode(mode, {
@@ -299,7 +304,8 @@ export function createConversationService(deps: ConversationServiceDeps) {
     }
     const overQuota = await deps.quotas?.admitModelCall(user, ask ? ask.mode : user.defaultMode, item.id);
     if (overQuota) return refuse(adapter, item, overQuota);
-    const turn = await userTurn(adapter, { ...message, text: ask ? ask.text : message.forwarded ? markForwarded(message.text) : message.text }, signal);
+    const typed = ask ? ask.text : message.forwarded ? markForwarded(message.text) : message.text;
+    const turn = await userTurn(adapter, { ...message, text: typed }, signal);
     if (turn.retryable && item.attempts < maxAttempts) {
       await inbox.retryLater(item.id, "an attachment could not be fetched", backoffMs(item.attempts));
       return "requeued";
@@ -308,7 +314,11 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await say(adapter, item, turn.refusals.join("\n") || "I can only read text, photos and voice messages. Please write your question.");
       return "done";
     }
-    if (turn.refusals.length > 0) await say(adapter, item, turn.refusals.join("\n"));
+    if (turn.refusals.length > 0) {
+      await say(adapter, item, turn.refusals.join("\n"));
+      // Nothing it sent could be used: its words were about that, and answered alone they would get a wrong answer.
+      if (turn.media.length === 0 && turn.text === typed) return "done";
+    }
     return answer(adapter, item, signal, ask ? ask.mode : user.defaultMode, turn);
   };
 
