@@ -1,6 +1,8 @@
 import { autoRetry } from "@grammyjs/auto-retry";
 import { sequentialize } from "@grammyjs/runner";
 import { apiThrottler, type APIThrottlerOptions } from "@grammyjs/transformer-throttler";
+// The throttler runs on Bottleneck: with its in-process yields made quick (see src/core/bottleneck.ts).
+import "../../src/core/bottleneck.ts";
 import { Bot, type Transformer } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import type { RequestHandler } from "express";

@@ -1,4 +1,4 @@
-import Bottleneck from "bottleneck";
+import Bottleneck from "../core/bottleneck.ts";
 import { Redis } from "ioredis";
 import type { Logger } from "../observability/logger.ts";
 

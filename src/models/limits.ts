@@ -1,4 +1,4 @@
-import Bottleneck from "bottleneck";
+import Bottleneck from "../core/bottleneck.ts";
 import type { ProviderName } from "./providers.ts";
 
 /**
