@@ -111,7 +111,8 @@ describe.each(DATABASE_KINDS)("modes end to end on %s", (kind) => {
   });
 
   it("/contemplate runs three agents on their own providers in parallel, shows progress, and streams the synthesis; the calls form a tree", async () => {
-    model.reply("agent-a", { text: "DRAFT-A: 42 directly.", delayMs: 200 });
+    // Progress shows from 300 ms on (REPLY_QUIET_MS): the first agent answers after that.
+    model.reply("agent-a", { text: "DRAFT-A: 42 directly.", delayMs: 500 });
     model.reply("agent-b", { text: "DRAFT-B: careful with units.", delayMs: 700 });
     model.reply("agent-c", { text: "DRAFT-C: they want a number.", delayMs: 1_200 });
     model.reply("synth-model", { text: "All told, the answer is 42.", delayMs: 800, chunks: 4 });

@@ -81,6 +81,45 @@ function prepareHotQueries(db: Db) {
       .set({ deliveredAt: sql`now()`, platformMessageIds: sql`${p("platformIds")}::jsonb` })
       .where(eq(messages.id, p("id")))
       .prepare("parley_mark_delivered"),
+    addTurn: db
+      .insert(messages)
+      .values({
+        conversationId: p("conversationId"),
+        inboxId: p("inboxId"),
+        role: p("role"),
+        text: p("text"),
+        tokens: p("tokens"),
+        mode: p("mode"),
+        media: p("media"),
+      })
+      .onConflictDoNothing()
+      .returning()
+      .prepare("parley_add_turn"),
+    recordCall: db
+      .insert(modelCalls)
+      .values({
+        inboxId: p("inboxId"),
+        messageId: p("messageId"),
+        parentId: p("parentId"),
+        userKey: p("userKey"),
+        purpose: p("purpose"),
+        mode: p("mode"),
+        provider: p("provider"),
+        model: p("model"),
+        startedAt: p("startedAt"),
+        latencyMs: p("latencyMs"),
+        firstTokenMs: p("firstTokenMs"),
+        tokensIn: p("tokensIn"),
+        tokensOut: p("tokensOut"),
+        costUsd: p("costUsd"),
+        ok: p("ok"),
+        error: p("error"),
+        reasoning: p("reasoning"),
+        // Not through the column's encoder, which would store a missing list as JSON null rather than SQL NULL.
+        tools: sql`${p("tools")}::jsonb`,
+      })
+      .returning({ id: modelCalls.id })
+      .prepare("parley_record_call"),
     recentTurns: db
       .select(turnColumns)
       .from(messages)
@@ -124,7 +163,7 @@ export function createConversationStore(db: Db): ConversationStore {
     async addTurn(turn) {
       const values = { ...turn, media: turn.media ?? [] };
       if (turn.inboxId !== null) {
-        const [inserted] = await db.insert(messages).values(values).onConflictDoNothing().returning();
+        const [inserted] = await hot.addTurn.execute({ ...values, mode: values.mode ?? null });
         if (inserted) return inserted;
         const [existing] = await db
           .select()
@@ -163,7 +202,26 @@ export function createConversationStore(db: Db): ConversationStore {
     },
 
     async recordCall(call) {
-      const [row] = await db.insert(modelCalls).values(call).returning({ id: modelCalls.id });
+      const [row] = await hot.recordCall.execute({
+        inboxId: call.inboxId ?? null,
+        messageId: call.messageId ?? null,
+        parentId: call.parentId ?? null,
+        userKey: call.userKey ?? null,
+        purpose: call.purpose,
+        mode: call.mode ?? null,
+        provider: call.provider,
+        model: call.model,
+        startedAt: call.startedAt,
+        latencyMs: call.latencyMs ?? null,
+        firstTokenMs: call.firstTokenMs ?? null,
+        tokensIn: call.tokensIn ?? null,
+        tokensOut: call.tokensOut ?? null,
+        costUsd: call.costUsd ?? null,
+        ok: call.ok,
+        error: call.error ?? null,
+        reasoning: call.reasoning ?? null,
+        tools: call.tools === undefined ? null : JSON.stringify(call.tools),
+      });
       return row!.id;
     },
 

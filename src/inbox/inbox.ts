@@ -41,65 +41,91 @@ export interface Inbox {
   depth(): Promise<{ pending: number; working: number }>;
 }
 
+/** The queries every message runs, prepared once: not rebuilt by drizzle nor re-planned by PostgreSQL each time. */
+function prepareInboxQueries(db: Db) {
+  const p = sql.placeholder;
+  const lease = sql`now() + ${p("leaseMs")} * interval '1 millisecond'`;
+  const next = sql`(
+    select i.id from ${inbox} i
+    where ((i.state = 'pending' and i.available_at <= now()) or (i.state = 'working' and i.lease_until < now()))
+      and (${p("channels")}::text[] is null or i.channel = any(${p("channels")}::text[]))
+      and not exists (
+        select 1 from ${inbox} e
+        where e.chat_key = i.chat_key and e.id < i.id and e.state in ('pending', 'working')
+      )
+    order by i.id
+    limit 1
+    for update skip locked
+  )`;
+  return {
+    accept: db
+      .insert(inbox)
+      .values({ channel: p("channel"), platformMessageId: p("platformMessageId"), chatKey: p("chatKey"), userKey: p("userKey"), payload: p("payload") })
+      .onConflictDoNothing({ target: [inbox.channel, inbox.platformMessageId] })
+      .returning({ id: inbox.id })
+      .prepare("parley_inbox_accept"),
+    claim: db
+      .update(inbox)
+      .set({ state: "working", attempts: sql`${inbox.attempts} + 1`, leaseUntil: lease, updatedAt: sql`now()` })
+      .where(eq(inbox.id, next))
+      .returning({ id: inbox.id, payload: inbox.payload, attempts: inbox.attempts, storedAt: inbox.createdAt })
+      .prepare("parley_inbox_claim"),
+    extendLease: db
+      .update(inbox)
+      .set({ leaseUntil: lease })
+      .where(and(eq(inbox.id, p("id")), eq(inbox.state, "working")))
+      .returning({ id: inbox.id })
+      .prepare("parley_inbox_extend_lease"),
+    finish: db
+      .update(inbox)
+      .set({ state: sql`${p("state")}`, error: sql`${p("error")}`, leaseUntil: null, updatedAt: sql`now()` })
+      .where(eq(inbox.id, p("id")))
+      .prepare("parley_inbox_finish"),
+    retryLater: db
+      .update(inbox)
+      .set({
+        state: "pending",
+        error: sql`${p("error")}`,
+        leaseUntil: null,
+        availableAt: sql`now() + ${p("delayMs")} * interval '1 millisecond'`,
+        updatedAt: sql`now()`,
+      })
+      .where(eq(inbox.id, p("id")))
+      .prepare("parley_inbox_retry_later"),
+  };
+}
+
 export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
   const { db, leaseMs } = deps;
-  const lease = sql`now() + ${`${leaseMs} milliseconds`}::interval`;
+  const q = prepareInboxQueries(db);
 
   const finish = async (id: number, state: "done" | "failed" | "ignored", error: string | null) => {
-    await db
-      .update(inbox)
-      .set({ state, error, leaseUntil: null, updatedAt: sql`now()` })
-      .where(eq(inbox.id, id));
+    await q.finish.execute({ id, state, error });
   };
 
   return {
     async accept(message) {
-      const inserted = await db
-        .insert(inbox)
-        .values({
-          channel: message.channel,
-          platformMessageId: message.platformMessageId,
-          chatKey: message.chat,
-          userKey: message.user,
-          payload: message,
-        })
-        .onConflictDoNothing({ target: [inbox.channel, inbox.platformMessageId] })
-        .returning({ id: inbox.id });
+      const inserted = await q.accept.execute({
+        channel: message.channel,
+        platformMessageId: message.platformMessageId,
+        chatKey: message.chat,
+        userKey: message.user,
+        payload: message,
+      });
       const id = inserted[0]?.id ?? null;
       return { id, duplicate: id === null };
     },
 
     async claim(channels) {
       if (channels?.length === 0) return null;
-      const ofChannels = channels === undefined ? sql`` : sql`and i.channel in ${[...channels]}`;
-      const next = sql`(
-        select i.id from ${inbox} i
-        where ((i.state = 'pending' and i.available_at <= now()) or (i.state = 'working' and i.lease_until < now()))
-          ${ofChannels}
-          and not exists (
-            select 1 from ${inbox} e
-            where e.chat_key = i.chat_key and e.id < i.id and e.state in ('pending', 'working')
-          )
-        order by i.id
-        limit 1
-        for update skip locked
-      )`;
-      const rows = await db
-        .update(inbox)
-        .set({ state: "working", attempts: sql`${inbox.attempts} + 1`, leaseUntil: lease, updatedAt: sql`now()` })
-        .where(eq(inbox.id, next))
-        .returning({ id: inbox.id, payload: inbox.payload, attempts: inbox.attempts, storedAt: inbox.createdAt });
+      const rows = await q.claim.execute({ leaseMs, channels: channels === undefined ? null : [...channels] });
       const row = rows[0];
       if (!row) return null;
       return { id: row.id, attempts: row.attempts, message: reviveMessage(row.payload), storedAt: row.storedAt };
     },
 
     async extendLease(id) {
-      const rows = await db
-        .update(inbox)
-        .set({ leaseUntil: lease })
-        .where(and(eq(inbox.id, id), eq(inbox.state, "working")))
-        .returning({ id: inbox.id });
+      const rows = await q.extendLease.execute({ id, leaseMs });
       return rows.length === 1;
     },
 
@@ -120,16 +146,7 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
     },
 
     async retryLater(id, error, delayMs) {
-      await db
-        .update(inbox)
-        .set({
-          state: "pending",
-          error,
-          leaseUntil: null,
-          availableAt: sql`now() + ${`${Math.max(0, Math.round(delayMs))} milliseconds`}::interval`,
-          updatedAt: sql`now()`,
-        })
-        .where(eq(inbox.id, id));
+      await q.retryLater.execute({ id, error, delayMs: Math.max(0, Math.round(delayMs)) });
     },
   };
 }

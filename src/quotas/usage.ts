@@ -1,5 +1,6 @@
-import { sql } from "drizzle-orm";
+import { and, eq, gte, lt, ne, sql } from "drizzle-orm";
 import { rowsOf, type Db } from "../db/client.ts";
+import { inbox, modelCalls } from "../db/schema.ts";
 
 /**
  * A user's usage over a window, counted in the database so that it holds across processes and restarts. Tokens and
@@ -20,18 +21,45 @@ export interface Usage extends ModeUsage {
 
 export const NO_USAGE: Usage = { calls: 0, tokens: 0, costUsd: 0, byMode: {} };
 
+/** The two counts every message needs, prepared once per database (not rebuilt nor re-planned each time). */
+const prepared = new WeakMap<Db, ReturnType<typeof prepareUsageQueries>>();
+function prepareUsageQueries(db: Db) {
+  const p = sql.placeholder;
+  return {
+    usage: db
+      .select({
+        mode: sql<string>`coalesce(${modelCalls.mode}, 'other')`,
+        calls: sql<number>`count(*)::int`,
+        tokens: sql<number>`coalesce(sum(coalesce(${modelCalls.tokensIn}, 0) + coalesce(${modelCalls.tokensOut}, 0)), 0)::float8`,
+        cost: sql<number>`coalesce(sum(${modelCalls.costUsd}), 0)::float8`,
+      })
+      .from(modelCalls)
+      .where(
+        and(
+          eq(modelCalls.userKey, p("user")),
+          gte(modelCalls.startedAt, p("since")),
+          ne(modelCalls.provider, "parley"),
+          sql`(${p("except")}::bigint is null or ${modelCalls.inboxId} is distinct from ${p("except")}::bigint)`,
+        ),
+      )
+      .groupBy(sql`1`)
+      .prepare("parley_usage_since"),
+    messages: db
+      .select({ n: sql<number>`count(*)::int`, oldest: sql<unknown>`min(${inbox.createdAt})` })
+      .from(inbox)
+      .where(and(eq(inbox.userKey, p("user")), lt(inbox.id, p("before")), gte(inbox.createdAt, p("since")), ne(inbox.state, "ignored")))
+      .prepare("parley_messages_since"),
+  };
+}
+const queriesOf = (db: Db) => {
+  let queries = prepared.get(db);
+  if (!queries) prepared.set(db, (queries = prepareUsageQueries(db)));
+  return queries;
+};
+
 /** Calls made for `user` since `since`; `exceptInboxId` leaves out the message being decided on (a retry's own calls). */
 export async function usageSince(db: Db, user: string, since: Date, exceptInboxId?: number): Promise<Usage> {
-  const except = exceptInboxId === undefined ? sql`` : sql`and inbox_id is distinct from ${exceptInboxId}`;
-  const rows = rowsOf<{ mode: string; calls: unknown; tokens: unknown; cost: unknown }>(
-    await db.execute(sql`
-      select coalesce(mode, 'other') as mode, count(*)::int as calls,
-        coalesce(sum(coalesce(tokens_in, 0) + coalesce(tokens_out, 0)), 0)::float8 as tokens,
-        coalesce(sum(cost_usd), 0)::float8 as cost
-      from model_calls
-      where user_key = ${user} and started_at >= ${since} and provider <> 'parley' ${except}
-      group by 1`),
-  );
+  const rows = await queriesOf(db).usage.execute({ user, since, except: exceptInboxId ?? null });
   const usage: Usage = { calls: 0, tokens: 0, costUsd: 0, byMode: {} };
   for (const r of rows) {
     const mode = { calls: Number(r.calls), tokens: Number(r.tokens), costUsd: Number(r.cost) };
@@ -60,11 +88,7 @@ export async function contemplationsSince(db: Db, user: string, since: Date, exc
  * `beforeInboxId`, and when the oldest of them arrived. Earlier rows only: a burst is judged in the order it came.
  */
 export async function messagesSince(db: Db, user: string, since: Date, beforeInboxId: number): Promise<{ count: number; oldest: Date | null }> {
-  const [row] = rowsOf<{ n: unknown; oldest: unknown }>(
-    await db.execute(sql`
-      select count(*)::int as n, min(created_at) as oldest from inbox
-      where user_key = ${user} and id < ${beforeInboxId} and created_at >= ${since} and state <> 'ignored'`),
-  );
+  const [row] = await queriesOf(db).messages.execute({ user, since, before: beforeInboxId });
   return { count: Number(row?.n ?? 0), oldest: toDate(row?.oldest) };
 }
 
