@@ -1,12 +1,18 @@
-import QRCode from "qrcode";
+import { createRequire } from "node:module";
+import type QRCodeModule from "qrcode";
 import { html, trusted, type Html } from "./html.ts";
+
+const require = createRequire(import.meta.url);
+/** Loaded with the first QR code drawn (~10 MB resident; most deployments never link WhatsApp Web). */
+let qrcode: typeof QRCodeModule | undefined;
 
 /**
  * A login QR code (WhatsApp Web's pairing string) drawn as an inline SVG, one path of dark modules. The SVG is built
  * here from the encoder's module grid, never from the input text, so it is safe to embed as markup.
  */
 export function qrSvg(text: string): Html {
-  const { size, data } = QRCode.create(text, { errorCorrectionLevel: "M" }).modules;
+  qrcode ??= require("qrcode") as typeof QRCodeModule;
+  const { size, data } = qrcode.create(text, { errorCorrectionLevel: "M" }).modules;
   const margin = 4;
   let path = "";
   for (let y = 0; y < size; y++) {
