@@ -1,26 +1,14 @@
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { media, messages } from "../src/db/schema.ts";
-import { type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
+import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
-import { fakePdf, oggOpusVoice, sidewaysJpeg, solidJpeg } from "./support/images.ts";
+import { fakePdf, imagesOf, oggOpusVoice, sidewaysJpeg, solidJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
 import { closeScene, openScene } from "./support/scene.ts";
 
 const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 10_000, interval: 25 });
-
-/** The image parts of a chat-completions request, decoded from their data: URLs. */
-function imagesOf(request: RecordedRequest | undefined): Buffer[] {
-  const body = request?.body as { messages?: Array<{ content: unknown }> } | undefined;
-  const parts = (body?.messages ?? []).flatMap((m) => (Array.isArray(m.content) ? m.content : [])) as Array<{
-    type: string;
-    image_url?: { url: string };
-  }>;
-  return parts
-    .filter((p) => p.type === "image_url")
-    .map((p) => Buffer.from(p.image_url!.url.slice(p.image_url!.url.indexOf(",") + 1), "base64"));
-}
 
 describe.each(DATABASE_KINDS)("images and voice through Telegram on %s", (kind) => {
   let db: TestDatabase;

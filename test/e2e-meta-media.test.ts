@@ -2,9 +2,9 @@ import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { media, messages } from "../src/db/schema.ts";
 import { hubSignature, messengerWebhook, startFakeGraph, whatsappWebhook, type FakeGraph } from "./fakes/graph-api.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
+import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
-import { fakePdf, oggOpusVoice, pixelAt, sidewaysJpeg } from "./support/images.ts";
+import { fakePdf, imagesOf, oggOpusVoice, pixelAt, sidewaysJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
 
 /**
@@ -15,18 +15,6 @@ import { startTestParley, type TestParley } from "./support/parley.ts";
 
 const APP_SECRET = "meta-app-secret-for-media-tests";
 const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 10_000, interval: 25 });
-
-/** The image parts of a chat-completions request, decoded from their data: URLs. */
-function imagesOf(request: RecordedRequest | undefined): Buffer[] {
-  const body = request?.body as { messages?: Array<{ content: unknown }> } | undefined;
-  const parts = (body?.messages ?? []).flatMap((m) => (Array.isArray(m.content) ? m.content : [])) as Array<{
-    type: string;
-    image_url?: { url: string };
-  }>;
-  return parts
-    .filter((p) => p.type === "image_url")
-    .map((p) => Buffer.from(p.image_url!.url.slice(p.image_url!.url.indexOf(",") + 1), "base64"));
-}
 
 /** How a test drives one channel: post a user's image, read the replies that user got, find the bytes served. */
 interface MetaChannelDriver {

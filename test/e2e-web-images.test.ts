@@ -6,9 +6,9 @@ import path from "node:path";
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { messages } from "../src/db/schema.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
+import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
-import { fakePdf, sidewaysJpeg } from "./support/images.ts";
+import { fakePdf, imagesOf, sidewaysJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
 
 /** Images sent from the web chat page, through the whole Parley: upload over HTTP, the inbox, media, the model. */
@@ -41,18 +41,6 @@ async function firstReply(body: ReadableStream<Uint8Array>): Promise<ChatEvent> 
     clearTimeout(timer);
     await reader.cancel().catch(() => {});
   }
-}
-
-/** The image parts of a chat-completions request, decoded from their data: URLs. */
-function imagesOf(request: RecordedRequest | undefined): Buffer[] {
-  const body = request?.body as { messages?: Array<{ content: unknown }> } | undefined;
-  const parts = (body?.messages ?? []).flatMap((m) => (Array.isArray(m.content) ? m.content : [])) as Array<{
-    type: string;
-    image_url?: { url: string };
-  }>;
-  return parts
-    .filter((p) => p.type === "image_url")
-    .map((p) => Buffer.from(p.image_url!.url.slice(p.image_url!.url.indexOf(",") + 1), "base64"));
 }
 
 describe.each(DATABASE_KINDS)("images from the web chat on %s", (kind) => {

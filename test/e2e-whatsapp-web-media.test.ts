@@ -5,10 +5,10 @@ import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inbox } from "../src/db/schema.ts";
 import { FORWARDED_MARK } from "../src/privacy/untrusted.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
+import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { BOT_WID, fakeClientFactory, waMessage, type FakeClientFactory, type FakeWhatsAppClient } from "./fakes/whatsapp-web-client.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
-import { sidewaysJpeg } from "./support/images.ts";
+import { imagesOf, sidewaysJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
 
 /**
@@ -21,18 +21,6 @@ const PERSON = "4915112345678@c.us";
 const GROUP = "120363025246125888@g.us";
 const MEMBER = "4917687654321@c.us";
 const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 15_000, interval: 25 });
-
-/** The image parts of a chat-completions request, decoded from their data: URLs. */
-function imagesOf(request: RecordedRequest | undefined): Buffer[] {
-  const body = request?.body as { messages?: Array<{ content: unknown }> } | undefined;
-  const parts = (body?.messages ?? []).flatMap((m) => (Array.isArray(m.content) ? m.content : [])) as Array<{
-    type: string;
-    image_url?: { url: string };
-  }>;
-  return parts
-    .filter((p) => p.type === "image_url")
-    .map((p) => Buffer.from(p.image_url!.url.slice(p.image_url!.url.indexOf(",") + 1), "base64"));
-}
 
 /** A media message as whatsapp-web.js delivers it: the declared type and size, the bytes behind `downloadMedia()`. */
 function mediaMessage(spec: { chat: string; author?: string; type: string; mimetype: string; bytes: Buffer; body?: string; mentionedIds?: string[] }) {

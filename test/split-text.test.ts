@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { splitText } from "../src/core/split-text.ts";
+import { splitText, truncate } from "../src/core/split-text.ts";
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const FENCE_LINE = /^[ \t]*(`{3,}|~{3,})/;
@@ -157,5 +157,16 @@ describe("splitText", () => {
         expect(prosePart[at]).toMatch(/\s/);
       }
     });
+  });
+});
+
+describe("truncate", () => {
+  it("keeps a short text, cuts a long one to the limit with an ellipsis, and never splits a surrogate pair", () => {
+    expect(truncate("short", 10)).toBe("short");
+    expect(truncate("abcdefghij", 10)).toBe("abcdefghij");
+    expect(truncate("abcdefghijk", 10)).toBe("abcdefghi…");
+    const cut = truncate(`${"a".repeat(8)}😀😀`, 10);
+    expect(cut).toBe(`${"a".repeat(8)}…`);
+    expect(cut.length).toBeLessThanOrEqual(10);
   });
 });

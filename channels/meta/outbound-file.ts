@@ -1,4 +1,5 @@
 import { DeliveryError } from "../../src/core/errors.ts";
+import { truncate } from "../../src/core/split-text.ts";
 import type { OutboundFile } from "../../src/core/types.ts";
 
 /**
@@ -30,9 +31,5 @@ export function displayName(name: string): string {
 /** The caption, at most `max` UTF-16 code units, ending in "…" when cut, never splitting a surrogate pair. */
 export function captionOf(file: OutboundFile, max: number): string | undefined {
   const text = file.caption?.trim();
-  if (!text) return undefined;
-  if (text.length <= max) return text;
-  let cut = text.slice(0, max - 1);
-  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  return text ? truncate(text, max) : undefined;
 }

@@ -1,6 +1,7 @@
 import { InputFile, type Api } from "grammy";
 import type { Logger } from "pino";
 import { DeliveryError } from "../../src/core/errors.ts";
+import { truncate } from "../../src/core/split-text.ts";
 import type { ChatKey, OutboundFile, SendOptions } from "../../src/core/types.ts";
 import { isPrivateChat, parseTelegramChat, type TelegramChatRef } from "./chat-ref.ts";
 import { describeError, isNotModifiedError, isParseEntitiesError, toChannelError } from "./errors.ts";
@@ -118,14 +119,6 @@ export function createOutbound(api: Api, log: Logger, token: string) {
       }
     },
   };
-}
-
-/** At most `max` UTF-16 code units (as Telegram counts), ending in "…" when cut; a surrogate pair is never split. */
-function truncate(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let cut = text.slice(0, max - 1);
-  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
-  return `${cut}…`;
 }
 
 /**

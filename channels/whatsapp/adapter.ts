@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { DeliveryError, errorMessage } from "../../src/core/errors.ts";
 import { isKey, parseKey } from "../../src/core/keys.ts";
+import { truncate } from "../../src/core/split-text.ts";
 import type { ChannelAdapter, ChatKey } from "../../src/core/types.ts";
 import { markdownToWhatsApp } from "../../src/core/whatsapp-markers.ts";
 import { CHROMIUM_ARGS, createWhatsAppWebClient } from "./client-factory.ts";
@@ -211,7 +212,7 @@ export function createWhatsAppWebChannel(deps: WhatsAppWebChannelDeps): WhatsApp
         filename: file.name,
         filesize: size,
       };
-      const caption = file.caption?.trim() ? clip(file.caption.trim(), MAX_CAPTION) : undefined;
+      const caption = file.caption?.trim() ? truncate(file.caption.trim(), MAX_CAPTION) : undefined;
       const options =
         caption === undefined && !opts?.replyTo
           ? undefined
@@ -243,10 +244,6 @@ function sentId(sent: { id?: { _serialized?: string } } | null | undefined, what
   const id = sent?.id?._serialized;
   if (typeof id !== "string" || id === "") throw new DeliveryError(`WhatsApp sent the ${what} but returned no id`, false);
   return id;
-}
-
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /** Puppeteer starts Chromium in its own process group: killing the group takes its renderers along. */

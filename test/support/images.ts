@@ -1,5 +1,6 @@
 import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
+import type { RecordedRequest } from "../fakes/openai-server.ts";
 
 /**
  * Real image bytes for the media tests, made with sharp, and a few hostile files crafted byte by byte: a PNG whose
@@ -146,4 +147,16 @@ export function pcmWav(seconds: number): Buffer {
   header.write("data", 36, "latin1");
   header.writeUInt32LE(data, 40);
   return Buffer.concat([header, Buffer.alloc(data)]);
+}
+
+/** The image parts of a chat-completions request the fake model received, decoded from their data: URLs. */
+export function imagesOf(request: RecordedRequest | undefined): Buffer[] {
+  const body = request?.body as { messages?: Array<{ content: unknown }> } | undefined;
+  const parts = (body?.messages ?? []).flatMap((m) => (Array.isArray(m.content) ? m.content : [])) as Array<{
+    type: string;
+    image_url?: { url: string };
+  }>;
+  return parts
+    .filter((p) => p.type === "image_url")
+    .map((p) => Buffer.from(p.image_url!.url.slice(p.image_url!.url.indexOf(",") + 1), "base64"));
 }
