@@ -1,8 +1,15 @@
+import { truncate } from "../core/split-text.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ModelRouter } from "../models/router.ts";
 import type { ConversationRow, ConversationStore } from "./store.ts";
 
 const FOLD_LIMIT = 200;
+/**
+ * The summary rides in every later prompt, so its size is bounded whatever the model writes: the call may write this
+ * many tokens, and what is kept is cut at SUMMARY_MAX_CHARS (about 300 words asked for is ~2,000 characters).
+ */
+const SUMMARY_MAX_TOKENS = 800;
+export const SUMMARY_MAX_CHARS = 4_000;
 
 /**
  * Folds the turns that no longer fit the prompt into the conversation's rolling summary with one model call. A
@@ -35,9 +42,10 @@ export async function foldIntoSummary(args: {
         },
       ],
       signal: args.signal,
+      maxOutputTokens: SUMMARY_MAX_TOKENS,
       trace: { purpose: "summary", userKey: args.userKey },
     });
-    await store.saveSummary(conversation.id, text.trim(), last.id);
+    await store.saveSummary(conversation.id, truncate(text.trim(), SUMMARY_MAX_CHARS), last.id);
   } catch (error) {
     log.warn({ err: error, conversationId: conversation.id }, "could not fold old turns into the summary");
   }
