@@ -1,12 +1,11 @@
 import { eq } from "drizzle-orm";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { SUMMARY_MAX_CHARS } from "../src/conversation/summary.ts";
 import { conversations, modelCalls } from "../src/db/schema.ts";
-import { type FakeOpenAIServer, type RecordedRequest } from "./fakes/openai-server.ts";
-import { type FakeTelegram } from "./fakes/telegram-api.ts";
-import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
-import { startTestParley, type TestParley } from "./support/parley.ts";
-import { closeScene, openScene } from "./support/scene.ts";
+import { type RecordedRequest } from "./fakes/openai-server.ts";
+import { DATABASE_KINDS } from "./support/databases.ts";
+import { startTestParley } from "./support/parley.ts";
+import { useScene } from "./support/scene.ts";
 
 /**
  * The rolling summary end to end: turns that no longer fit HISTORY_MAX_TOKENS are folded into the conversation's
@@ -21,34 +20,23 @@ const isSummaryRequest = (r: RecordedRequest) => (r.systemText ?? "").startsWith
 const long = (canary: string) => `${canary} ${"and this part of the story goes on for a while ".repeat(16)}`.trim();
 
 describe.each(DATABASE_KINDS)("rolling summary on %s", (kind) => {
-  let db: TestDatabase;
-  let telegram: FakeTelegram;
-  let model: FakeOpenAIServer;
-  let parley: TestParley | undefined;
-
-  beforeEach(async () => {
-    ({ db, telegram, model } = await openScene(kind));
-  });
-  afterEach(async () => {
-    await parley?.stop();
-    parley = undefined;
-    await closeScene({ db, telegram, model });
-  });
+  const scene = useScene(kind);
 
   const replies = (chatId: number) =>
-    telegram.sent.filter((c) => c.method === "sendMessage" && c.params.chat_id === chatId && c.errorCode === undefined).length;
+    scene.telegram.sent.filter((c) => c.method === "sendMessage" && c.params.chat_id === chatId && c.errorCode === undefined).length;
   const ask = async (chatId: number, text: string) => {
     const before = replies(chatId);
-    telegram.pushUpdate(telegram.updates.privateText(text, { userId: chatId }));
+    scene.telegram.pushUpdate(scene.telegram.updates.privateText(text, { userId: chatId }));
     await waitFor(() => expect(replies(chatId)).toBeGreaterThan(before));
   };
 
   it("folds what no longer fits into a bounded summary, and later prompts carry it instead of the old turns", async () => {
     // The summary call answers far beyond what was asked; answers are short.
+    const { db, telegram, model } = scene;
     model.reply(MODEL, (request) =>
       isSummaryRequest(request) ? { text: `SUMMARY-CANARY ${"the user told a long story. ".repeat(600)}` } : { text: "Noted." },
     );
-    parley = await startTestParley(db, {
+    const parley = await startTestParley(db, {
       TELEGRAM_BOT_TOKEN: telegram.token,
       TELEGRAM_API_ROOT: telegram.url,
       MODELS_INSTANT: `openai-compatible:${MODEL}`,
@@ -56,6 +44,7 @@ describe.each(DATABASE_KINDS)("rolling summary on %s", (kind) => {
       ACCESS_POLICY: "open",
       HISTORY_MAX_TOKENS: "500",
     });
+    scene.parley = parley;
 
     await ask(31, long("FIRST-CANARY"));
     await ask(31, long("SECOND-CANARY"));
@@ -66,7 +55,7 @@ describe.each(DATABASE_KINDS)("rolling summary on %s", (kind) => {
     expect((summaryRequest!.body as { max_tokens?: number }).max_tokens).toBe(800);
 
     await waitFor(async () => {
-      const [conversation] = await parley!.database.db.select().from(conversations).where(eq(conversations.userKey, "telegram:31"));
+      const [conversation] = await parley.database.db.select().from(conversations).where(eq(conversations.userKey, "telegram:31"));
       expect(conversation?.summary).toMatch(/^SUMMARY-CANARY/);
       expect(conversation!.summary!.length).toBeLessThanOrEqual(SUMMARY_MAX_CHARS);
     });

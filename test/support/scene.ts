@@ -1,3 +1,4 @@
+import { afterEach, beforeEach } from "vitest";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../fakes/openai-server.ts";
 import { startFakeTelegram, type FakeTelegram } from "../fakes/telegram-api.ts";
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.ts";
@@ -19,4 +20,21 @@ export async function openScene(kind: DatabaseKind): Promise<Scene> {
 export async function closeScene(scene: Scene): Promise<void> {
   await Promise.all([scene.telegram.close(), scene.model.close()]);
   await scene.db.drop();
+}
+
+/**
+ * A fresh scene for every test of the calling suite: `scene.db`, `scene.telegram` and `scene.model` are set before each
+ * test; a Parley the test puts in `scene.parley` is stopped after it, then the scene is closed.
+ */
+export function useScene(kind: DatabaseKind): Scene & { parley?: { stop(): Promise<void> } } {
+  const scene = {} as Scene & { parley?: { stop(): Promise<void> } };
+  beforeEach(async () => {
+    Object.assign(scene, await openScene(kind));
+  });
+  afterEach(async () => {
+    await scene.parley?.stop();
+    scene.parley = undefined;
+    await closeScene(scene);
+  });
+  return scene;
 }
