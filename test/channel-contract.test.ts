@@ -14,7 +14,7 @@ import { createWhatsAppWebChannel } from "../channels/whatsapp/adapter.ts";
 import { parseKey } from "../src/core/keys.ts";
 import { splitText } from "../src/core/split-text.ts";
 import type { ChannelAdapter, InboundMessage } from "../src/core/types.ts";
-import { hubSignature, messengerWebhook as fb, startFakeGraph, whatsappWebhook as wa } from "./fakes/graph-api.ts";
+import { deliverWebhook, messengerWebhook as fb, startFakeGraph, whatsappWebhook as wa } from "./fakes/graph-api.ts";
 import { startFakeTelegram } from "./fakes/telegram-api.ts";
 import { fakeClientFactory, ManualTimers, settle, waMessage } from "./fakes/whatsapp-web-client.ts";
 
@@ -61,11 +61,6 @@ async function listen(mount: (app: express.Express) => void): Promise<{ server: 
 async function stopServer(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
-}
-
-function signedPost(url: string, payload: unknown, secret: string) {
-  const body = JSON.stringify(payload);
-  return fetch(url, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": hubSignature(body, secret) }, body });
 }
 
 const harnesses: HarnessSpec[] = [
@@ -118,7 +113,7 @@ const harnesses: HarnessSpec[] = [
       const received: InboundMessage[] = [];
       await channel.adapter.start(async (m) => void received.push(m), controller.signal);
       const post = async (change: unknown) => {
-        const res = await signedPost(url, wa.payload([change]), secret);
+        const res = await deliverWebhook(url, wa.payload([change]), secret);
         expect(res.status).toBe(200);
       };
       const sent = () =>
@@ -165,7 +160,7 @@ const harnesses: HarnessSpec[] = [
       const received: InboundMessage[] = [];
       await channel.adapter.start(async (m) => void received.push(m), controller.signal);
       const post = async (event: unknown) => {
-        const res = await signedPost(url, fb.payload([event]), secret);
+        const res = await deliverWebhook(url, fb.payload([event]), secret);
         expect(res.status).toBe(200);
       };
       const sent = () =>

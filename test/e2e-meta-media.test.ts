@@ -1,7 +1,7 @@
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { media, messages } from "../src/db/schema.ts";
-import { hubSignature, messengerWebhook, startFakeGraph, whatsappWebhook, type FakeGraph } from "./fakes/graph-api.ts";
+import { deliverWebhook, messengerWebhook, startFakeGraph, whatsappWebhook, type FakeGraph } from "./fakes/graph-api.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { fakePdf, imagesOf, oggOpusVoice, pixelAt, sidewaysJpeg } from "./support/images.ts";
@@ -98,12 +98,7 @@ describe.each(DATABASE_KINDS)("images and voice through WhatsApp Cloud and Messe
     }).then((p) => (parley = p));
 
   const post = async (path: string, payload: unknown) => {
-    const body = JSON.stringify(payload);
-    const response = await fetch(`${parley!.url}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-hub-signature-256": hubSignature(body, APP_SECRET) },
-      body,
-    });
+    const response = await deliverWebhook(`${parley!.url}${path}`, payload, APP_SECRET);
     expect(response.status).toBe(200);
   };
 

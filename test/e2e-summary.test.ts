@@ -5,7 +5,7 @@ import { conversations, modelCalls } from "../src/db/schema.ts";
 import { type RecordedRequest } from "./fakes/openai-server.ts";
 import { DATABASE_KINDS } from "./support/databases.ts";
 import { startTestParley } from "./support/parley.ts";
-import { useScene } from "./support/scene.ts";
+import { sceneEnv, useScene } from "./support/scene.ts";
 
 /**
  * The rolling summary end to end: turns that no longer fit HISTORY_MAX_TOKENS are folded into the conversation's
@@ -37,11 +37,7 @@ describe.each(DATABASE_KINDS)("rolling summary on %s", (kind) => {
       isSummaryRequest(request) ? { text: `SUMMARY-CANARY ${"the user told a long story. ".repeat(600)}` } : { text: "Noted." },
     );
     const parley = await startTestParley(db, {
-      TELEGRAM_BOT_TOKEN: telegram.token,
-      TELEGRAM_API_ROOT: telegram.url,
-      MODELS_INSTANT: `openai-compatible:${MODEL}`,
-      OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1`,
-      ACCESS_POLICY: "open",
+      ...sceneEnv({ telegram, model }, MODEL),
       HISTORY_MAX_TOKENS: "500",
     });
     scene.parley = parley;

@@ -6,7 +6,7 @@ import { type FakeOpenAIServer, type Script } from "./fakes/openai-server.ts";
 import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
-import { closeScene, openScene } from "./support/scene.ts";
+import { closeScene, openScene, sceneEnv } from "./support/scene.ts";
 
 /**
  * Faults through the real paths: a model that hangs (F5), a reply that cannot be sent once it is written (F8), and a
@@ -24,11 +24,7 @@ describe.each(DATABASE_KINDS)("faults on %s", (kind) => {
 
   const start = async (extra: Record<string, string> = {}) =>
     (parley = await startTestParley(db, {
-      TELEGRAM_BOT_TOKEN: telegram.token,
-      TELEGRAM_API_ROOT: telegram.url,
-      MODELS_INSTANT: `openai-compatible:${MODEL}`,
-      OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1`,
-      ACCESS_POLICY: "open",
+      ...sceneEnv({ telegram, model }, MODEL),
       ...extra,
     }));
   const delivered = (chatId: number) =>

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMessengerChannel, type MessengerChannel } from "../channels/messenger/adapter.ts";
 import { DeliveryError, RateLimitedError, RefusedInputError, errorMessage } from "../src/core/errors.ts";
 import type { InboundMessage, OnMessage, OutboundFile } from "../src/core/types.ts";
-import { hubSignature, messengerWebhook as fb, startFakeGraph, type FakeGraph, type GraphRequest } from "./fakes/graph-api.ts";
+import { deliverWebhook, messengerWebhook as fb, startFakeGraph, type FakeGraph, type GraphRequest } from "./fakes/graph-api.ts";
 
 /** The real Messenger adapter against the fake Graph API, and its webhook on a real express server. */
 
@@ -44,10 +44,7 @@ afterAll(async () => {
 
 const adapter = () => channel.adapter;
 const fail = <T>(promise: Promise<T>) => promise.then(() => expect.fail("expected a rejection"), (error: unknown) => (errors.push(error), error));
-const deliver = (payload: unknown) => {
-  const body = JSON.stringify(payload);
-  return fetch(webhookUrl, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": hubSignature(body, APP_SECRET) }, body });
-};
+const deliver = (payload: unknown) => deliverWebhook(webhookUrl, payload, APP_SECRET);
 
 describe("inbound", () => {
   it("passes all 4 messages of 2 entries x 2 to onMessage and skips echoes, reads, deliveries and postbacks", async () => {

@@ -7,7 +7,7 @@ import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
-import { closeScene, openScene } from "./support/scene.ts";
+import { closeScene, openScene, sceneEnv } from "./support/scene.ts";
 
 const MODEL = "metrics-model";
 const TOKEN = "metrics-token-0123456789abcdef";
@@ -41,11 +41,7 @@ describe.each(DATABASE_KINDS)("/metrics through Parley's HTTP server on %s", (ki
 
   const start = async (extra: Record<string, string> = {}) =>
     (parley = await startTestParley(db, {
-      TELEGRAM_BOT_TOKEN: telegram.token,
-      TELEGRAM_API_ROOT: telegram.url,
-      MODELS_INSTANT: `openai-compatible:${MODEL}`,
-      OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1`,
-      ACCESS_POLICY: "open",
+      ...sceneEnv({ telegram, model }, MODEL),
       ...extra,
     }));
   const replies = (chatId: number) =>

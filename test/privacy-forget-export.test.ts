@@ -7,7 +7,7 @@ import { exportFile, exportReply, NOTHING_STORED } from "../src/privacy/export.t
 import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { solidJpeg } from "./support/images.ts";
 import { startLoggedParley, type LoggedParley } from "./support/logged-parley.ts";
-import { closeScene, openScene } from "./support/scene.ts";
+import { closeScene, openScene, sceneEnv } from "./support/scene.ts";
 
 /**
  * /forget and /export end to end (P3): what a user said, the images they sent and the model calls made for them are
@@ -27,12 +27,8 @@ describe.each(DATABASE_KINDS)("forget and export through Telegram on %s", (kind)
 
   const start = async (extra: Record<string, string> = {}) =>
     (parley = await startLoggedParley(db, {
-      TELEGRAM_BOT_TOKEN: telegram.token,
-      TELEGRAM_API_ROOT: telegram.url,
-      MODELS_INSTANT: `openai-compatible:${MODEL}`,
+      ...sceneEnv({ telegram, model }, MODEL),
       MODEL_CAPABILITIES: `openai-compatible:${MODEL}=images`,
-      OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1`,
-      ACCESS_POLICY: "open",
       ...extra,
     }));
   /** The texts of a chat's messages as Telegram shows them (a long reply grows by edits in place). */

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { conversations, inbox, logs, users } from "../src/db/schema.ts";
-import { hubSignature, messengerWebhook, startFakeGraph, whatsappWebhook, type FakeGraph } from "./fakes/graph-api.ts";
+import { deliverWebhook, messengerWebhook, startFakeGraph, whatsappWebhook, type FakeGraph } from "./fakes/graph-api.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { startFakeTelegram, type FakeTelegram } from "./fakes/telegram-api.ts";
 import { signInAdmin } from "./support/admin-client.ts";
@@ -76,12 +76,7 @@ describe.each(DATABASE_KINDS)("no secret in logs, pages or model requests on %s"
     const graphError = { status: 401, error: { message: `Error validating access token: ${graph.token} has expired`, code: 190 } };
     graph.failNext(/POST .*\/messages$/, graphError, 10);
     const post = async (path: string, payload: unknown) => {
-      const body = JSON.stringify(payload);
-      const res = await fetch(`${parley!.url}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-hub-signature-256": hubSignature(body, SECRETS.META_APP_SECRET) },
-        body,
-      });
+      const res = await deliverWebhook(`${parley!.url}${path}`, payload, SECRETS.META_APP_SECRET);
       expect(res.status).toBe(200);
     };
     await post("/webhooks/whatsapp", whatsappWebhook.payload([

@@ -6,7 +6,7 @@ import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { signInAdmin } from "./support/admin-client.ts";
 import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
-import { closeScene, openScene } from "./support/scene.ts";
+import { closeScene, openScene, sceneEnv } from "./support/scene.ts";
 
 /**
  * Quotas and fairness end to end: a burst from one user (L7), the daily token limit with a contemplation counted as
@@ -27,11 +27,7 @@ describe.each(DATABASE_KINDS)("quotas through Telegram on %s", (kind) => {
 
   const start = async (extra: Record<string, string> = {}) =>
     (parley = await startTestParley(db, {
-      TELEGRAM_BOT_TOKEN: telegram.token,
-      TELEGRAM_API_ROOT: telegram.url,
-      MODELS_INSTANT: `openai-compatible:${MODEL}`,
-      OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1`,
-      ACCESS_POLICY: "open",
+      ...sceneEnv({ telegram, model }, MODEL),
       ADMIN_PASSWORD: PASSWORD,
       ...extra,
     }));

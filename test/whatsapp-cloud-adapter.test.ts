@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWhatsAppCloudChannel, type WhatsAppCloudChannel } from "../channels/whatsapp-cloud/adapter.ts";
 import { DeliveryError, RateLimitedError, RefusedInputError, errorMessage } from "../src/core/errors.ts";
 import type { InboundMessage, OnMessage, OutboundFile } from "../src/core/types.ts";
-import { hubSignature, startFakeGraph, whatsappWebhook as wa, type FakeGraph } from "./fakes/graph-api.ts";
+import { deliverWebhook, startFakeGraph, whatsappWebhook as wa, type FakeGraph } from "./fakes/graph-api.ts";
 
 /** The real WhatsApp Cloud adapter against the fake Graph API, and its webhook on a real express server. */
 
@@ -51,10 +51,7 @@ afterAll(async () => {
 
 const adapter = () => channel.adapter;
 const fail = <T>(promise: Promise<T>) => promise.then(() => expect.fail("expected a rejection"), (error: unknown) => (errors.push(error), error));
-const deliver = (payload: unknown) => {
-  const body = JSON.stringify(payload);
-  return fetch(webhookUrl, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": hubSignature(body, APP_SECRET) }, body });
-};
+const deliver = (payload: unknown) => deliverWebhook(webhookUrl, payload, APP_SECRET);
 
 describe("inbound", () => {
   it("passes all 4 messages of 2 entries x 2 to onMessage, and answers 200 only after each was stored", async () => {

@@ -392,6 +392,12 @@ export function hubSignature(body: string | Uint8Array, appSecret: string): stri
   return `sha256=${createHmac("sha256", appSecret).update(body).digest("hex")}`;
 }
 
+/** POSTs a webhook payload to `url` as Meta does: JSON, signed with the app secret. */
+export function deliverWebhook(url: string, payload: unknown, appSecret: string): Promise<Response> {
+  const body = JSON.stringify(payload);
+  return fetch(url, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": hubSignature(body, appSecret) }, body });
+}
+
 export const whatsappWebhook = {
   text: (from: string, id: string, body: string, timestamp = "1750000000") => ({ from, id, timestamp, type: "text", text: { body } }),
   image: (from: string, id: string, mediaId: string, caption?: string, timestamp = "1750000000") => ({

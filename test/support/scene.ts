@@ -38,3 +38,14 @@ export function useScene(kind: DatabaseKind): Scene & { parley?: { stop(): Promi
   });
   return scene;
 }
+
+/** The settings that connect a Parley to a scene: its Telegram bot, `modelName` on its fake model, open to anyone. */
+export function sceneEnv(scene: Pick<Scene, "telegram" | "model">, modelName: string): Record<string, string> {
+  return {
+    TELEGRAM_BOT_TOKEN: scene.telegram.token,
+    TELEGRAM_API_ROOT: scene.telegram.url,
+    MODELS_INSTANT: `openai-compatible:${modelName}`,
+    OPENAI_COMPATIBLE_BASE_URL: `${scene.model.url}/v1`,
+    ACCESS_POLICY: "open",
+  };
+}
