@@ -1,4 +1,4 @@
-import type { ModelMessage } from "ai";
+import { streamText, type ModelMessage } from "ai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { callShape } from "../src/models/reasoning.ts";
 import { createModelFactory } from "../src/models/registry.ts";
@@ -167,6 +167,26 @@ describe("model router: retries and fallback", () => {
     expect(fake.lastRequest()?.body).toMatchObject({ max_tokens: 1_000 });
     await router(["ollama:qwen3:8b"], { maxOutputTokens: 1_000, thinkingBudgetTokens: 2_000 }).stream(request({ reasoning: true }));
     expect(fake.lastRequest()?.body).toMatchObject({ reasoning_effort: "high", max_tokens: 3_000 });
+  });
+
+  it("sends a call without tools to the provider exactly as streamText would", async () => {
+    const messages: ModelMessage[] = [
+      { role: "user", content: "earlier question" },
+      { role: "assistant", content: "earlier answer" },
+      { role: "user", content: [{ type: "text", text: "and this picture?" }, { type: "image", image: PNG, mediaType: "image/png" }] },
+    ];
+    const models = createModelFactory(providersFor(fake.url));
+    for (const [id, reasoning] of [["openai:gpt-5-mini", true], ["ollama:llava:7b", false], ["meta:Llama-4-Maverick", false]] as const) {
+      await router([id], { maxOutputTokens: 700, thinkingBudgetTokens: 300 }).stream(request({ messages, reasoning }));
+      const direct = fake.lastRequest()!;
+      const shape = callShape(ref(id), { reasoning, maxOutputTokens: 700, budgetTokens: 300 });
+      const viaSdk = streamText({ model: models(ref(id)), system: "You are a test.", messages, maxRetries: 0, ...shape });
+      await viaSdk.consumeStream();
+      const sdk = fake.lastRequest()!;
+      expect(sdk.seq).toBe(direct.seq + 1);
+      expect(direct.body).toEqual(sdk.body);
+      expect(direct.path).toBe(sdk.path);
+    }
   });
 
   it("records reasoning text and cost with the call", async () => {
