@@ -14,24 +14,16 @@ class FakeClock implements Clock {
     return this.time;
   }
 
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => {
-        this.timers = this.timers.filter((t) => t !== timer);
-        reject(signal?.reason);
-      };
-      const timer = {
-        at: this.time + Math.max(0, ms),
-        seq: this.seq++,
-        fire: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.timers.push(timer);
-    });
+  setTimer(ms: number, fire: () => void): () => void {
+    const timer = { at: this.time + Math.max(0, ms), seq: this.seq++, fire };
+    this.timers.push(timer);
+    return () => {
+      this.timers = this.timers.filter((t) => t !== timer);
+    };
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.setTimer(ms, resolve));
   }
 
   async advance(ms: number): Promise<void> {
