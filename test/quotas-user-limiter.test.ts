@@ -45,6 +45,17 @@ describe("the per-user limiter", () => {
     expect(mostAll).toBe(3);
     await expect(limiter.run("telegram:1", async () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
     expect(limiter.shared()).toBe(false);
+    // In the order they came, a failed job not holding up the next ones.
+    const order: number[] = [];
+    const runs = [30, 0, 10].map((ms, i) =>
+      limiter.run("telegram:1", async () => {
+        await pause(ms);
+        order.push(i);
+        if (i === 0) throw new Error("first fails");
+      }),
+    );
+    await Promise.allSettled(runs);
+    expect(order).toEqual([0, 1, 2]);
   });
 
   it.skipIf(!redisUp)("shares the limit between processes through Redis (skipped without Redis on 127.0.0.1:6379)", async () => {

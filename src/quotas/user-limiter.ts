@@ -5,11 +5,12 @@ import type { Logger } from "../observability/logger.ts";
 /**
  * One message of a user at a time, whichever chat it came from: the inbox already answers one chat in order, but a
  * person in a direct chat and a group (or on two processes) would otherwise have two model calls running at once.
- * A Bottleneck group of limiters with maxConcurrent 1, keyed by user key.
  *
- * With REDIS_URL the limiters live in Redis (Bottleneck's clustering, through ioredis), so several Parley processes
- * share the limit. While Redis is not reachable, each process limits its users on its own rather than waiting for
- * it. Idle users' limiters are dropped after a few minutes.
+ * With REDIS_URL it is a Bottleneck group of limiters with maxConcurrent 1, keyed by user key, living in Redis
+ * (Bottleneck's clustering, through ioredis), so several Parley processes share the limit; idle users' limiters are
+ * dropped after a few minutes. Without Redis, and while it is not reachable, each process limits its users on its
+ * own with a queue per user in memory (a Bottleneck limiter per user would cost every message several timers and
+ * events for what a promise chain does).
  */
 
 export interface UserLimiter {
@@ -24,16 +25,33 @@ const IDLE_MS = 5 * 60_000;
 /** Bump when the settings below change: Bottleneck keeps the first limiter's settings of an id in Redis. */
 const VERSION = "v1";
 
+/** One job per key at a time, in the order they came, in this process; a key's queue is gone once it is empty. */
+export function createKeyedQueue() {
+  const tails = new Map<string, Promise<void>>();
+  return {
+    run<T>(key: string, job: () => Promise<T>): Promise<T> {
+      const result = (tails.get(key) ?? Promise.resolve()).then(job);
+      const tail = result.then(
+        () => undefined,
+        () => undefined,
+      );
+      tails.set(key, tail);
+      void tail.then(() => {
+        if (tails.get(key) === tail) tails.delete(key);
+      });
+      return result;
+    },
+    /** Resolves when every job queued so far has ended. */
+    async drain(): Promise<void> {
+      await Promise.all(tails.values());
+    },
+  };
+}
+
 export function createUserLimiter(deps: { redisUrl?: string; log: Logger }): UserLimiter {
-  const local = new Bottleneck.Group({ maxConcurrent: 1, timeout: IDLE_MS });
+  const local = createKeyedQueue();
   if (!deps.redisUrl) {
-    return {
-      run: (user, job) => local.key(user).schedule(job),
-      shared: () => false,
-      stop: async () => {
-        await Promise.all(local.limiters().map(({ limiter }) => limiter.stop({ dropWaitingJobs: false })));
-      },
-    };
+    return { run: local.run, shared: () => false, stop: local.drain };
   }
 
   const log = deps.log.child({ source: "limits" });
@@ -68,12 +86,11 @@ export function createUserLimiter(deps: { redisUrl?: string; log: Logger }): Use
 
   return {
     run(user, job) {
-      const group = isShared() ? shared!.group : local;
-      return group.key(user).schedule(job);
+      return isShared() ? shared!.group.key(user).schedule(job) : local.run(user, job);
     },
     shared: isShared,
     async stop() {
-      await Promise.all(local.limiters().map(({ limiter }) => limiter.stop({ dropWaitingJobs: false })));
+      await local.drain();
       await connecting;
       if (!shared) return;
       const { group, connection } = shared;
