@@ -77,18 +77,18 @@ describe.each(DATABASE_KINDS)("quotas counted in the database on %s", (kind) => 
     await message(ago(40_000), "ignored", "group message not addressed to the bot");
     await message(ago(30_000));
     const third = await message(ago(20_000));
-    expect(await guard().admitMessage(await user(), third)).toBeNull();
+    expect((await guard().admit(await user(), third)).refusal).toBeNull();
     const fourth = await message(ago(10_000));
-    const refused = await guard().admitMessage(await user(), fourth);
+    const { refusal: refused } = await guard().admit(await user(), fourth);
     expect(refused?.reason).toBe(`${QUOTA_REASONS.messagesPerMinute} (told)`);
     // The oldest counted message is 50 s old: the window frees up in 10 s.
     expect(refused?.reply).toBe("You have sent 3 messages within a minute, the most I take. Please wait 10 s, then send your message again.");
     await database.db.update(inbox).set({ state: "ignored", error: refused!.reason }).where(eq(inbox.id, fourth));
     const fifth = await message(ago(5_000));
-    expect(await guard().admitMessage(await user(), fifth)).toEqual({ reason: QUOTA_REASONS.messagesPerMinute });
+    expect((await guard().admit(await user(), fifth)).refusal).toEqual({ reason: QUOTA_REASONS.messagesPerMinute });
     // A user's own limit.
     await database.db.update(users).set({ quotaMessagesPerMinute: 0 });
-    expect(await guard().admitMessage(await user(), fifth)).toBeNull();
+    expect((await guard().admit(await user(), fifth)).refusal).toBeNull();
   });
 
   it("sums a day's tokens over the calls that reached a provider: a contemplation counts as its N+1 calls, once", async () => {
@@ -100,26 +100,26 @@ describe.each(DATABASE_KINDS)("quotas counted in the database on %s", (kind) => 
     const today = await usageSince(database.db, USER, startOfDay(NOW, "UTC"));
     expect(today).toMatchObject({ calls: 4, tokens: 900, byMode: { contemplating: { calls: 4, tokens: 900 } } });
     expect(today.costUsd).toBeCloseTo(0.04);
-    expect(await guard().admitModelCall(await user(), "instant", 999)).toBeNull();
+    expect(await (await guard().admit(await user(), 999)).modelCall("instant")).toBeNull();
 
     await call({ tokensIn: 80, tokensOut: 40 });
-    const refused = await guard().admitModelCall(await user(), "thinking", 999);
+    const refused = await (await guard().admit(await user(), 999)).modelCall("thinking");
     expect(refused?.reply).toBe("You have used your daily limit of 1,000 tokens. It resets at 00:00 (UTC); /usage shows where you stand.");
     // Told once a day; the calls of the message being decided on (a retry) are not held against it.
     const row = await message(NOW, "ignored", refused!.reason);
-    expect(await guard().admitModelCall(await user(), "thinking", 999)).toEqual({ reason: QUOTA_REASONS.tokensPerDay });
+    expect(await (await guard().admit(await user(), 999)).modelCall("thinking")).toEqual({ reason: QUOTA_REASONS.tokensPerDay });
     expect(row).toBeGreaterThan(0);
   });
 
   it("limits contemplations an hour, and cost a day when set", async () => {
     await call({ provider: "parley", mode: "contemplating", startedAt: ago(50 * 60_000), inboxId: null });
     await call({ provider: "parley", mode: "contemplating", startedAt: ago(10 * 60_000) });
-    const refused = await guard().admitModelCall(await user(), "contemplating", 999);
+    const refused = await (await guard().admit(await user(), 999)).modelCall("contemplating");
     expect(refused?.reply).toMatch(/^You have used your 2 contemplations for this hour\. The next one is possible in 10 min/);
-    expect(await guard().admitModelCall(await user(), "instant", 999)).toBeNull();
+    expect(await (await guard().admit(await user(), 999)).modelCall("instant")).toBeNull();
 
     await database.db.update(users).set({ quotaCostPerDayUsd: 0.05 });
     await call({ tokensIn: 1, tokensOut: 1, costUsd: 0.06 });
-    expect((await guard().admitModelCall(await user(), "instant", 999))?.reply).toContain("daily limit of $0.05 of model use");
+    expect((await (await guard().admit(await user(), 999)).modelCall("instant"))?.reply).toContain("daily limit of $0.05 of model use");
   });
 });

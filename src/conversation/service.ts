@@ -288,8 +288,10 @@ export function createConversationService(deps: ConversationServiceDeps) {
       return "requeued";
     }
     const user = await store.upsertUser(message, "pending");
-    const refused = (await access.decide(message, user.status)) ?? (await deps.quotas?.admitMessage(user, item.id));
-    if (refused) return refuse(adapter, item, refused);
+    const denied = await access.decide(message, user.status);
+    if (denied) return refuse(adapter, item, denied);
+    const admission = await deps.quotas?.admit(user, item.id);
+    if (admission?.refusal) return refuse(adapter, item, admission.refusal);
     // Commands come from the sender's typed text only, never from a transcript, an image or a forwarded message.
     const command = message.forwarded ? null : parseCommand(message.text);
     const more = command?.type === "unknown" ? await deps.chatCommands?.run(command.name, command.args ?? "", message) : undefined;
@@ -302,7 +304,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await runCommand(adapter, item, command, user);
       return "done";
     }
-    const overQuota = await deps.quotas?.admitModelCall(user, ask ? ask.mode : user.defaultMode, item.id);
+    const overQuota = await admission?.modelCall(ask ? ask.mode : user.defaultMode);
     if (overQuota) return refuse(adapter, item, overQuota);
     const typed = ask ? ask.text : message.forwarded ? markForwarded(message.text) : message.text;
     const turn = await userTurn(adapter, { ...message, text: typed }, signal);

@@ -3,7 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { users } from "../db/schema.ts";
 import type { ModeName } from "../modes/index.ts";
 import { startOfDay, startOfNextDay } from "./calendar.ts";
-import { contemplationsSince, messagesSince, toldSince, usageSince } from "./usage.ts";
+import { admissionCounts, contemplationsSince, toldSince } from "./usage.ts";
 import { dateFormat } from "../core/date-format.ts";
 
 /**
@@ -31,10 +31,15 @@ type UserRow = typeof users.$inferSelect;
 export interface QuotaGuard {
   readonly defaults: QuotaLimits;
   limitsOf(user: UserRow): QuotaLimits;
-  /** Every message: the messages-a-minute limit. */
-  admitMessage(user: UserRow, inboxId: number): Promise<Refusal | null>;
-  /** Before a message is answered by a model in `mode`. */
-  admitModelCall(user: UserRow, mode: ModeName, inboxId: number): Promise<Refusal | null>;
+  /** Every message, once: reads what every check needs (one query) and judges the messages-a-minute limit. */
+  admit(user: UserRow, inboxId: number): Promise<Admission>;
+}
+
+export interface Admission {
+  /** Set when the message itself is over a limit (messages a minute). */
+  refusal: Refusal | null;
+  /** Before the message is answered by a model in `mode`: contemplations an hour, tokens and cost a day. */
+  modelCall(mode: ModeName): Promise<Refusal | null>;
 }
 
 const MINUTE = 60_000;
@@ -76,39 +81,51 @@ export function createQuotaGuard(deps: { db: Db; defaults: QuotaLimits; timeZone
     defaults,
     limitsOf: (user) => limitsOf(defaults, user),
 
-    async admitMessage(user, inboxId) {
-      const limit = limitsOf(defaults, user).messagesPerMinute;
-      if (limit === null) return null;
-      const now = clock();
-      const since = new Date(now.getTime() - MINUTE);
-      const { count, oldest } = await messagesSince(db, user.key, since, inboxId);
-      if (count < limit) return null;
-      const resetsAt = new Date((oldest ?? now).getTime() + MINUTE);
-      return refuse(user.key, "messagesPerMinute", since, messagesReply(limit, resetsAt, now));
-    },
-
-    async admitModelCall(user, mode, inboxId) {
+    async admit(user, inboxId) {
       const limits = limitsOf(defaults, user);
       const now = clock();
-      if (mode === "contemplating" && limits.contemplationsPerHour !== null) {
-        const since = new Date(now.getTime() - HOUR);
-        const { count, oldest } = await contemplationsSince(db, user.key, since, inboxId);
-        if (count >= limits.contemplationsPerHour) {
-          const resetsAt = new Date((oldest ?? now).getTime() + HOUR);
-          return refuse(user.key, "contemplationsPerHour", since, contemplationsReply(limits.contemplationsPerHour, resetsAt, now));
-        }
-      }
-      if (limits.tokensPerDay === null && limits.costPerDayUsd === null) return null;
+      const minuteSince = new Date(now.getTime() - MINUTE);
       const dayStart = startOfDay(now, timeZone);
-      const used = await usageSince(db, user.key, dayStart, inboxId);
-      const resetsAt = startOfNextDay(now, timeZone);
-      if (limits.tokensPerDay !== null && used.tokens >= limits.tokensPerDay) {
-        return refuse(user.key, "tokensPerDay", dayStart, dailyReply(`${formatNumber(limits.tokensPerDay)} tokens`, resetsAt, timeZone));
-      }
-      if (limits.costPerDayUsd !== null && used.costUsd >= limits.costPerDayUsd) {
-        return refuse(user.key, "costPerDayUsd", dayStart, dailyReply(`$${limits.costPerDayUsd.toFixed(2)} of model use`, resetsAt, timeZone));
-      }
-      return null;
+      const daily = limits.tokensPerDay !== null || limits.costPerDayUsd !== null;
+      const counts =
+        limits.messagesPerMinute === null && !daily
+          ? undefined
+          : await admissionCounts(db, user.key, inboxId, {
+              minuteSince: limits.messagesPerMinute === null ? null : minuteSince,
+              daySince: daily ? dayStart : null,
+            });
+
+      const messagesLimit = limits.messagesPerMinute;
+      const refusal =
+        counts && messagesLimit !== null && counts.messages >= messagesLimit
+          ? await refuse(
+              user.key,
+              "messagesPerMinute",
+              minuteSince,
+              messagesReply(messagesLimit, new Date((counts.oldestMessage ?? now).getTime() + MINUTE), now),
+            )
+          : null;
+
+      const modelCall = async (mode: ModeName): Promise<Refusal | null> => {
+        if (mode === "contemplating" && limits.contemplationsPerHour !== null) {
+          const since = new Date(now.getTime() - HOUR);
+          const { count, oldest } = await contemplationsSince(db, user.key, since, inboxId);
+          if (count >= limits.contemplationsPerHour) {
+            const resetsAt = new Date((oldest ?? now).getTime() + HOUR);
+            return refuse(user.key, "contemplationsPerHour", since, contemplationsReply(limits.contemplationsPerHour, resetsAt, now));
+          }
+        }
+        if (!counts || !daily) return null;
+        const resetsAt = startOfNextDay(now, timeZone);
+        if (limits.tokensPerDay !== null && counts.tokens >= limits.tokensPerDay) {
+          return refuse(user.key, "tokensPerDay", dayStart, dailyReply(`${formatNumber(limits.tokensPerDay)} tokens`, resetsAt, timeZone));
+        }
+        if (limits.costPerDayUsd !== null && counts.costUsd >= limits.costPerDayUsd) {
+          return refuse(user.key, "costPerDayUsd", dayStart, dailyReply(`$${limits.costPerDayUsd.toFixed(2)} of model use`, resetsAt, timeZone));
+        }
+        return null;
+      };
+      return { refusal, modelCall };
     },
   };
 }

@@ -1,4 +1,4 @@
-import { and, eq, gte, lt, ne, sql } from "drizzle-orm";
+import { and, eq, gte, ne, sql } from "drizzle-orm";
 import { rowsOf, type Db } from "../db/client.ts";
 import { inbox, modelCalls } from "../db/schema.ts";
 
@@ -21,10 +21,12 @@ export interface Usage extends ModeUsage {
 
 export const NO_USAGE: Usage = { calls: 0, tokens: 0, costUsd: 0, byMode: {} };
 
-/** The two counts every message needs, prepared once per database (not rebuilt nor re-planned each time). */
+/** The counts every message needs, prepared once per database (not rebuilt nor re-planned each time). */
 const prepared = new WeakMap<Db, ReturnType<typeof prepareUsageQueries>>();
 function prepareUsageQueries(db: Db) {
   const p = sql.placeholder;
+  const admissionMessages = sql`where i.user_key = ${p("user")} and i.id < ${p("inboxId")} and i.created_at >= ${p("minuteSince")}
+    and i.state <> 'ignored'`;
   return {
     usage: db
       .select({
@@ -44,11 +46,25 @@ function prepareUsageQueries(db: Db) {
       )
       .groupBy(sql`1`)
       .prepare("parley_usage_since"),
-    messages: db
-      .select({ n: sql<number>`count(*)::int`, oldest: sql<unknown>`min(${inbox.createdAt})` })
-      .from(inbox)
-      .where(and(eq(inbox.userKey, p("user")), lt(inbox.id, p("before")), gte(inbox.createdAt, p("since")), ne(inbox.state, "ignored")))
-      .prepare("parley_messages_since"),
+    // What admitting a message needs, in one round trip: the messages of the last minute (taken in, stored before
+    // this one) and the day's tokens and cost. A null window start skips its count (no limit is set).
+    admission: db
+      .select({
+        messages: sql<number>`(select count(*)::int from ${inbox} i ${admissionMessages})`,
+        oldest: sql<unknown>`(select min(i.created_at) from ${inbox} i ${admissionMessages})`,
+        tokens: sql<number>`coalesce(sum(coalesce(${modelCalls.tokensIn}, 0) + coalesce(${modelCalls.tokensOut}, 0)), 0)::float8`,
+        cost: sql<number>`coalesce(sum(${modelCalls.costUsd}), 0)::float8`,
+      })
+      .from(modelCalls)
+      .where(
+        and(
+          eq(modelCalls.userKey, p("user")),
+          gte(modelCalls.startedAt, p("daySince")),
+          ne(modelCalls.provider, "parley"),
+          sql`${modelCalls.inboxId} is distinct from ${p("inboxId")}::bigint`,
+        ),
+      )
+      .prepare("parley_admission"),
   };
 }
 const queriesOf = (db: Db) => {
@@ -83,13 +99,32 @@ export async function contemplationsSince(db: Db, user: string, since: Date, exc
   return { count: Number(row?.n ?? 0), oldest: toDate(row?.oldest) };
 }
 
+export interface AdmissionCounts {
+  /** Messages taken in (not refused or ignored) since `minuteSince` and stored before this one, and the oldest's time. */
+  messages: number;
+  oldestMessage: Date | null;
+  /** Tokens and cost of the calls since `daySince` that reached a provider, this message's own (a retry's) left out. */
+  tokens: number;
+  costUsd: number;
+}
+
 /**
- * Messages `user` sent since `since` that were taken in (not refused or ignored), among those stored before inbox row
- * `beforeInboxId`, and when the oldest of them arrived. Earlier rows only: a burst is judged in the order it came.
+ * What the quota checks of inbox row `inboxId` need, in one query. Earlier rows only: a burst is judged in the order
+ * it came. A null `minuteSince` or `daySince` leaves that count at zero without reading anything.
  */
-export async function messagesSince(db: Db, user: string, since: Date, beforeInboxId: number): Promise<{ count: number; oldest: Date | null }> {
-  const [row] = await queriesOf(db).messages.execute({ user, since, before: beforeInboxId });
-  return { count: Number(row?.n ?? 0), oldest: toDate(row?.oldest) };
+export async function admissionCounts(
+  db: Db,
+  user: string,
+  inboxId: number,
+  windows: { minuteSince: Date | null; daySince: Date | null },
+): Promise<AdmissionCounts> {
+  const [row] = await queriesOf(db).admission.execute({ user, inboxId, ...windows });
+  return {
+    messages: Number(row?.messages ?? 0),
+    oldestMessage: toDate(row?.oldest),
+    tokens: Number(row?.tokens ?? 0),
+    costUsd: Number(row?.cost ?? 0),
+  };
 }
 
 /** Whether `user` was already told `reason` (an ignored inbox row with that error) since `since`. */
