@@ -3,6 +3,8 @@ import { chatKey, userKey } from "../src/core/keys.ts";
 import type { ChannelName, InboundMessage } from "../src/core/types.ts";
 import { openDatabase, type Database } from "../src/db/client.ts";
 import { createInbox, type Inbox } from "../src/inbox/inbox.ts";
+import { conversations, inbox as inboxTable, messages } from "../src/db/schema.ts";
+import { eq } from "drizzle-orm";
 import { captureLogs } from "./support/logs.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 
@@ -59,6 +61,22 @@ describe.each(DATABASE_KINDS)("inbox on %s", (kind) => {
     expect(await inbox.claim()).toBeNull();
     await inbox.complete(first!.id);
     expect((await inbox.claim())?.message.platformMessageId).toBe("a:2");
+  });
+
+  it("closes a row and marks its reply delivered in one statement", async () => {
+    const { id } = await inbox.accept(message("d", 1));
+    const claimed = await inbox.claim();
+    const [conversation] = await database.db.insert(conversations).values({ userKey: "telegram:d", chatKey: "telegram:d" }).returning();
+    const [reply] = await database.db
+      .insert(messages)
+      .values({ conversationId: conversation!.id, inboxId: id, role: "assistant", text: "hi", tokens: 1 })
+      .returning();
+    await inbox.complete(claimed!.id, { messageId: reply!.id, platformIds: ["7", "8"] });
+    const [row] = await database.db.select().from(inboxTable).where(eq(inboxTable.id, id!));
+    const [stored] = await database.db.select().from(messages).where(eq(messages.id, reply!.id));
+    expect(row).toMatchObject({ state: "done", leaseUntil: null, error: null });
+    expect(stored?.platformMessageIds).toEqual(["7", "8"]);
+    expect(stored?.deliveredAt).toBeInstanceOf(Date);
   });
 
   it("never gives the same row to two concurrent claims", async () => {

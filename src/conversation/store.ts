@@ -32,7 +32,6 @@ export interface ConversationStore {
   }): Promise<MessageRow>;
   /** The assistant reply already generated for this inbox row, if any. */
   replyFor(inboxId: number): Promise<MessageRow | undefined>;
-  markDelivered(messageId: number, platformIds: string[]): Promise<void>;
   /** Newest turns after the summary, newest first, at most `limit`. */
   recentTurns(conversationId: number, afterId: number, limit: number): Promise<Turn[]>;
   /** Oldest turns after `afterId` up to and including `throughId`, oldest first. */
@@ -76,11 +75,6 @@ function prepareHotQueries(db: Db) {
       .from(messages)
       .where(and(eq(messages.inboxId, p("inboxId")), eq(messages.role, "assistant")))
       .prepare("parley_reply_for"),
-    markDelivered: db
-      .update(messages)
-      .set({ deliveredAt: sql`now()`, platformMessageIds: sql`${p("platformIds")}::jsonb` })
-      .where(eq(messages.id, p("id")))
-      .prepare("parley_mark_delivered"),
     addTurn: db
       .insert(messages)
       .values({
@@ -178,10 +172,6 @@ export function createConversationStore(db: Db): ConversationStore {
     async replyFor(inboxId) {
       const [row] = await hot.replyFor.execute({ inboxId });
       return row;
-    },
-
-    async markDelivered(messageId, platformIds) {
-      await hot.markDelivered.execute({ id: messageId, platformIds: JSON.stringify(platformIds) });
     },
 
     async recentTurns(conversationId, afterId, limit) {

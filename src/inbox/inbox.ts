@@ -1,7 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { ChannelName, InboundMessage } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
-import { inbox } from "../db/schema.ts";
+import { inbox, messages } from "../db/schema.ts";
 
 /**
  * Durable intake. A message is written here before the platform is acknowledged; a worker claims it, and it is
@@ -24,6 +24,12 @@ export interface InboxItem {
   storedAt?: Date;
 }
 
+/** A stored reply (messages row) and the platform's ids of the messages it went out as. */
+export interface DeliveredReply {
+  messageId: number;
+  platformIds: readonly string[];
+}
+
 export interface Inbox {
   /** Stores the message; a redelivery of the same (channel, platformMessageId) is a no-op. */
   accept(message: InboundMessage): Promise<{ id: number | null; duplicate: boolean }>;
@@ -31,7 +37,11 @@ export interface Inbox {
   claim(channels?: readonly ChannelName[]): Promise<InboxItem | null>;
   /** Keeps a claim alive while its work goes on. Returns false when the claim was lost. */
   extendLease(id: number): Promise<boolean>;
-  complete(id: number): Promise<void>;
+  /**
+   * Closes the row as answered. With `delivered`, the reply stored for it is marked delivered in the same statement:
+   * the two are one fact, and one commit instead of two on every message.
+   */
+  complete(id: number, delivered?: DeliveredReply): Promise<void>;
   /** Nothing to answer (a group message not addressed to the bot, …). */
   ignore(id: number, reason: string): Promise<void>;
   /** Releases the claim; the row is claimed again after `delayMs`. */
@@ -81,6 +91,20 @@ function prepareInboxQueries(db: Db) {
       .set({ state: sql`${p("state")}`, error: sql`${p("error")}`, leaseUntil: null, updatedAt: sql`now()` })
       .where(eq(inbox.id, p("id")))
       .prepare("parley_inbox_finish"),
+    completeDelivered: db
+      .with(
+        db.$with("delivered").as(
+          db
+            .update(messages)
+            .set({ deliveredAt: sql`now()`, platformMessageIds: sql`${p("platformIds")}::jsonb` })
+            .where(eq(messages.id, p("messageId")))
+            .returning({ id: messages.id }),
+        ),
+      )
+      .update(inbox)
+      .set({ state: "done", error: null, leaseUntil: null, updatedAt: sql`now()` })
+      .where(eq(inbox.id, p("id")))
+      .prepare("parley_inbox_complete_delivered"),
     retryLater: db
       .update(inbox)
       .set({
@@ -129,7 +153,10 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
       return rows.length === 1;
     },
 
-    complete: (id) => finish(id, "done", null),
+    async complete(id, delivered) {
+      if (!delivered) return finish(id, "done", null);
+      await q.completeDelivered.execute({ id, messageId: delivered.messageId, platformIds: JSON.stringify(delivered.platformIds) });
+    },
     ignore: (id, reason) => finish(id, "ignored", reason),
     fail: (id, error) => finish(id, "failed", error),
 

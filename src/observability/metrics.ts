@@ -112,10 +112,10 @@ export function instrumentInbox(inbox: Inbox, metrics: Pick<Metrics, "replyDeliv
       if (item?.storedAt) claimed.set(item.id, { channel: item.message.channel, storedAt: item.storedAt.getTime() });
       return item;
     },
-    async complete(id) {
+    async complete(id, delivered) {
       const claim = claimed.get(id);
       claimed.delete(id);
-      await inbox.complete(id);
+      await inbox.complete(id, delivered);
       if (claim) metrics.replyDelivered(claim.channel, Math.max(0, now() - claim.storedAt) / 1000);
     },
     ignore: forget(inbox.ignore),
