@@ -28,6 +28,15 @@ describe("calendar windows", () => {
     expect(startOfMonth(at, zone).toISOString()).toBe(month);
   });
 
+  it("answers from the remembered day only within it, in either direction", () => {
+    const zone = "Europe/Berlin";
+    expect(startOfDay(new Date("2026-03-29T12:00:00Z"), zone).toISOString()).toBe("2026-03-28T23:00:00.000Z");
+    expect(startOfDay(new Date("2026-03-29T21:59:59Z"), zone).toISOString()).toBe("2026-03-28T23:00:00.000Z");
+    expect(startOfDay(new Date("2026-03-29T22:00:00Z"), zone).toISOString()).toBe("2026-03-29T22:00:00.000Z");
+    expect(startOfDay(new Date("2026-03-28T22:59:59Z"), zone).toISOString()).toBe("2026-03-27T23:00:00.000Z");
+    expect(startOfDay(new Date("2026-03-29T12:00:00Z"), "UTC").toISOString()).toBe("2026-03-29T00:00:00.000Z");
+  });
+
   it("takes a user's own quota over the default; 0 means no limit", () => {
     expect(limitsOf(DEFAULTS, {})).toEqual(DEFAULTS);
     expect(limitsOf(DEFAULTS, { quotaMessagesPerMinute: 20, quotaTokensPerDay: 0, quotaCostPerDayUsd: 0.25, quotaContemplationsPerHour: null })).toEqual({

@@ -4,9 +4,17 @@ import { dateFormat } from "../core/date-format.ts";
  * /usage, and when the next day begins. Pure; daylight-saving days are 23 or 25 hours long and handled.
  */
 
+/** The current day of each time zone, since every message asks for it (three formatToParts calls to work out). */
+const today = new Map<string, { start: number; end: number }>();
+
 export function startOfDay(now: Date, timeZone: string): Date {
+  const t = now.getTime();
+  const known = today.get(timeZone);
+  if (known && t >= known.start && t < known.end) return new Date(known.start);
   const { year, month, day } = localParts(now, timeZone);
-  return localMidnight(year, month, day, timeZone);
+  const start = localMidnight(year, month, day, timeZone);
+  today.set(timeZone, { start: start.getTime(), end: localMidnight(year, month, day + 1, timeZone).getTime() });
+  return start;
 }
 
 export function startOfNextDay(now: Date, timeZone: string): Date {
