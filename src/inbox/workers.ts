@@ -36,6 +36,8 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
   type Reason = "announced" | "found";
   let waiters: Array<(reason: Reason | "timer") => void> = [];
   let polling = false;
+  /** Rows announced so far: a worker done with its row claims again at once only if some were announced meanwhile. */
+  let announced = 0;
 
   const wakeOne = (reason: Reason) => waiters.shift()?.(reason);
   const wakeAll = () => {
@@ -83,6 +85,7 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
     let failures = 0;
     let woken: Reason | "timer" | "busy" = "busy";
     while (!signal.aborted) {
+      const announcedBefore = announced;
       let item: InboxItem | null;
       try {
         item = await inbox.claim(options.channels?.());
@@ -98,7 +101,8 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
         woken = await waitForWork();
         continue;
       }
-      if (woken === "timer" || woken === "found") wakeOne("found");
+      const backlog = woken === "timer" || woken === "found";
+      if (backlog) wakeOne("found");
       woken = "busy";
       try {
         await work(item);
@@ -107,9 +111,19 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
         // The row keeps its lease and is claimed again when it runs out.
         log.error({ err: error, inboxId: item.id }, "message handling failed; it will be retried after its lease");
       }
+      // Claim again at once only where more work may wait: rows announced while this one was handled (one of them
+      // may have waited behind it, the next message of its chat), or a backlog found by polling. Otherwise a claim
+      // would find nothing, on most messages: wait for the next announcement, or the polling worker's timer.
+      if (!backlog && announced === announcedBefore && !signal.aborted) woken = await waitForWork();
     }
   };
 
   const done = Promise.all(Array.from({ length: concurrency }, (_, n) => loop(n))).then(() => undefined);
-  return { wake: () => wakeOne("announced"), done };
+  return {
+    wake: () => {
+      announced++;
+      wakeOne("announced");
+    },
+    done,
+  };
 }
