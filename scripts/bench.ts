@@ -99,15 +99,16 @@ async function main() {
       results.history = history;
       const [small, full, large] = history.assembly;
       tables.push(
-        `Prompt assembly (history query + buildPrompt), ${quick ? 100 : 300} runs each\n\n` +
+        `Prompt assembly (conversation row + recent turns + buildPrompt), ${quick ? 100 : 300} runs each: the next ` +
+          `message of a conversation this process has seen (its turns cached), and the first message after a start\n\n` +
           markdownTable(
-            ["stored messages", "p50 (ms)", "p95 (ms)", "turns in prompt"],
-            history.assembly.map((a) => [a.messages.toLocaleString("en"), a.p50Ms, a.p95Ms, a.turnsInPrompt]),
+            ["stored messages", "p50 (ms)", "p95 (ms)", "first after start p50 (ms)", "first after start p95 (ms)", "turns in prompt"],
+            history.assembly.map((a) => [a.messages.toLocaleString("en"), a.p50Ms, a.p95Ms, a.coldP50Ms, a.coldP95Ms, a.turnsInPrompt]),
           ),
       );
       if (small && full && large) {
         const r = ratio(large.p50Ms, small.p50Ms);
-        targets.push({ target: "prompt assembly, 100,000 messages ≤ 2× 10 messages", measured: `${r}×`, met: r <= 2 });
+        targets.push({ target: "prompt assembly (next message), 100,000 messages ≤ 2× 10 messages", measured: `${r}×`, met: r <= 2 });
         const f = ratio(large.p50Ms, full.p50Ms);
         targets.push({ target: "(context) prompt assembly, 100,000 vs 1,000 messages", measured: `${f}×`, met: f <= 2 });
       }

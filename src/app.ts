@@ -68,7 +68,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
 
   const database = await openWithRetry(config, log);
   options.logSink?.attach(database.db, { retentionDays: config.logs.retentionDays });
-  const store = createConversationStore(database.db);
+  const store = createConversationStore(database.db, { historyCacheBytes: config.conversation.historyCacheBytes });
   const rawInbox = createInbox({ db: database.db, leaseMs });
   const metrics = createMetrics({ queueDepth: () => rawInbox.depth() });
   const inbox = instrumentInbox(rawInbox, metrics);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
+import { HISTORY_CACHE_MB_DEFAULT } from "./conversation/history-cache.ts";
 import { isKey } from "./core/keys.ts";
 import {
   IMAGE_MAX_FRAMES_DEFAULT,
@@ -255,6 +256,7 @@ const schema = z
     TRANSCRIBE_MAX_BYTES: z.coerce.number().int().min(1024).default(TRANSCRIBE_MAX_BYTES_DEFAULT),
     TRANSCRIBE_MAX_SECONDS: z.coerce.number().int().min(1).default(TRANSCRIBE_MAX_SECONDS_DEFAULT),
     HISTORY_MAX_TOKENS: z.coerce.number().int().min(500).default(24_000),
+    HISTORY_CACHE_MB: z.coerce.number().min(0).default(HISTORY_CACHE_MB_DEFAULT),
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
     INBOX_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
     REDIS_URL: optionalString.pipe(z.string().regex(/^rediss?:\/\//, "must start with redis:// or rediss://").optional()),
@@ -428,6 +430,8 @@ function toConfig(e: z.output<typeof schema>) {
     conversation: {
       systemPrompt: e.SYSTEM_PROMPT,
       historyMaxTokens: e.HISTORY_MAX_TOKENS,
+      /** Recent turns kept in memory, so a message reads only the turns added since the last one (0: none). */
+      historyCacheBytes: Math.round(e.HISTORY_CACHE_MB * 2 ** 20),
     },
     workers: { concurrency: e.WORKER_CONCURRENCY },
     inbox: { leaseMs: e.INBOX_LEASE_SECONDS * 1000 },

@@ -197,7 +197,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await say(adapter, item, NO_MODEL_REPLY);
       return "done";
     }
-    const recent = await store.recentTurns(conversation.id, conversation.summaryThroughId ?? 0, HISTORY_PAGE);
+    const recent = await store.recentTurns(conversation, HISTORY_PAGE);
     const prompt = buildPrompt({
       system: deps.systemPrompt ? `${deps.systemPrompt}\n\n${UNTRUSTED_RULE}` : defaultSystemPrompt(clock(), timeZone),
       summary: conversation.summary,

@@ -3,6 +3,7 @@ import type { ChatKey, InboundMessage, UserKey } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
 import { conversations, inbox, media, messages, modelCalls, pairingRequests, users } from "../db/schema.ts";
 import type { CallRecord } from "../models/router.ts";
+import { createHistoryCache, HISTORY_CACHE_MB_DEFAULT, type HistoryConversation } from "./history-cache.ts";
 
 /**
  * Everything the conversation service reads and writes. Every query about history is bounded by a conversation id
@@ -32,8 +33,11 @@ export interface ConversationStore {
   }): Promise<MessageRow>;
   /** The assistant reply already generated for this inbox row, if any. */
   replyFor(inboxId: number): Promise<MessageRow | undefined>;
-  /** Newest turns after the summary, newest first, at most `limit`. */
-  recentTurns(conversationId: number, afterId: number, limit: number): Promise<Turn[]>;
+  /**
+   * Newest turns after the conversation's summary, newest first, at most `limit`. Pass the conversation as just read
+   * (openConversation): its history epoch says whether the turns this process holds for it are still good.
+   */
+  recentTurns(conversation: HistoryConversation, limit: number): Promise<Turn[]>;
   /** Oldest turns after `afterId` up to and including `throughId`, oldest first. */
   turnsBetween(conversationId: number, afterId: number, throughId: number, limit: number): Promise<Turn[]>;
   saveSummary(conversationId: number, summary: string, throughId: number): Promise<void>;
@@ -124,8 +128,15 @@ function prepareHotQueries(db: Db) {
   };
 }
 
-export function createConversationStore(db: Db): ConversationStore {
+export interface ConversationStoreOptions {
+  /** HISTORY_CACHE_MB in bytes: the recent turns kept in this process (src/conversation/history-cache.ts); 0 keeps none. */
+  historyCacheBytes?: number;
+}
+
+export function createConversationStore(db: Db, options: ConversationStoreOptions = {}): ConversationStore {
   const hot = prepareHotQueries(db);
+  const historyCacheBytes = options.historyCacheBytes ?? HISTORY_CACHE_MB_DEFAULT * 2 ** 20;
+  const history = historyCacheBytes > 0 ? createHistoryCache({ maxBytes: historyCacheBytes }) : undefined;
   return {
     async upsertUser(message, initialStatus) {
       const [row] = await hot.upsertUser.execute({
@@ -174,8 +185,9 @@ export function createConversationStore(db: Db): ConversationStore {
       return row;
     },
 
-    async recentTurns(conversationId, afterId, limit) {
-      return hot.recentTurns.execute({ conversationId, afterId, limit });
+    async recentTurns(conversation, limit) {
+      const read = (afterId: number) => hot.recentTurns.execute({ conversationId: conversation.id, afterId, limit });
+      return history ? history.recent(conversation, limit, read) : read(conversation.summaryThroughId ?? 0);
     },
 
     async turnsBetween(conversationId, afterId, throughId, limit) {
@@ -225,7 +237,7 @@ export function createConversationStore(db: Db): ConversationStore {
     },
 
     async forgetUser(user) {
-      return db.transaction(async (tx) => {
+      const forgotten = await db.transaction(async (tx) => {
         const owned = tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.userKey, user));
         const deleted = await tx
           .delete(messages)
@@ -254,6 +266,8 @@ export function createConversationStore(db: Db): ConversationStore {
         await tx.delete(users).where(eq(users.key, user));
         return { messages: deleted.length };
       });
+      history?.forgetUser(user);
+      return forgotten;
     },
   };
 }

@@ -69,6 +69,12 @@ export const conversations = pgTable(
     /** What the turns before `summaryThroughId` said, written by a model call when the history outgrew its budget. */
     summary: text("summary"),
     summaryThroughId: bigint("summary_through_id", { mode: "number" }),
+    /**
+     * Raised by triggers on messages (migrations/0004_history_epoch_triggers.sql) whenever turns of this conversation
+     * are deleted or their role, text, tokens or media change. A process's cache of recent turns
+     * (src/conversation/history-cache.ts) serves a conversation only while its epoch is the one the cache read at.
+     */
+    historyEpoch: integer("history_epoch").notNull().default(0),
   },
   (t) => [
     // One open conversation per person per place: a group conversation is never a person's DM conversation.

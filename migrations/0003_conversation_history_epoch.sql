@@ -1,0 +1,1 @@
+ALTER TABLE "conversations" ADD COLUMN "history_epoch" integer DEFAULT 0 NOT NULL;
