@@ -14,7 +14,7 @@ import type { ChannelAdapter, ChannelName, InboundMessage } from "./core/types.t
 import { openDatabase, type Database } from "./db/client.ts";
 import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/server.ts";
 import { createAlbums } from "./inbox/albums.ts";
-import { createInbox } from "./inbox/inbox.ts";
+import { createInbox, type Accepted } from "./inbox/inbox.ts";
 import { startWorkers, type WorkerPool } from "./inbox/workers.ts";
 import { createModelFactory } from "./models/registry.ts";
 import { createRouter, type ProviderHealth } from "./models/router.ts";
@@ -153,10 +153,20 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
 
   let workers: WorkerPool | undefined;
   const onMessage = async (message: InboundMessage) => {
-    const { duplicate } = await inbox.accept(message);
-    if (!duplicate) metrics.messageReceived(message.channel);
-    if (duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
-    workers?.wake();
+    // An idle worker is set aside first, so the row can be stored already claimed for it: no claim query, no wake.
+    const slot = workers?.reserve(message.channel);
+    let accepted: Accepted;
+    try {
+      accepted = await inbox.accept(message, { claim: slot !== undefined });
+    } catch (error) {
+      slot?.release();
+      throw error;
+    }
+    if (accepted.duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
+    else metrics.messageReceived(message.channel);
+    if (accepted.claimed) slot!.give(accepted.claimed);
+    else if (slot) slot.release();
+    else workers?.wake();
   };
 
   routers.push({ path: "/metrics", router: createMetricsHandler(metrics, config.metrics.token), method: "get" });

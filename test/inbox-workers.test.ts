@@ -3,7 +3,7 @@ import { chatKey, userKey } from "../src/core/keys.ts";
 import type { InboundMessage } from "../src/core/types.ts";
 import { openDatabase, type Database } from "../src/db/client.ts";
 import { createInbox, type Inbox, type InboxItem } from "../src/inbox/inbox.ts";
-import { startWorkers, type WorkerPool } from "../src/inbox/workers.ts";
+import { startWorkers, type Reservation, type WorkerPool } from "../src/inbox/workers.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { captureLogs } from "./support/logs.ts";
 
@@ -108,6 +108,24 @@ describe.each(DATABASE_KINDS)("inbox workers on %s", (kind) => {
     await release("a:2");
     await until(() => handled.length === 2);
     expect(handled).toEqual(["a:1", "a:2"]);
+  });
+
+  it("gives a row stored already claimed to the worker set aside for it; a released one claims", async () => {
+    const { started, release, pool } = start(1, 60_000);
+    let slot: Reservation | undefined;
+    await until(() => (slot = pool.reserve("telegram")) !== undefined);
+    // The only worker is set aside: no other to reserve.
+    expect(pool.reserve("telegram")).toBeUndefined();
+    const accepted = await inbox.accept(message("g", 1), { claim: true });
+    slot!.give(accepted.claimed!);
+    await until(() => started.includes("g:1"));
+    await release("g:1");
+
+    await until(() => (slot = pool.reserve("telegram")) !== undefined);
+    await inbox.accept(message("h", 1));
+    slot!.release();
+    await until(() => started.includes("h:1"));
+    await release("h:1");
   });
 
   it("finds rows nobody announced (another process stored them) by polling", async () => {

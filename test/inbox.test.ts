@@ -79,6 +79,31 @@ describe.each(DATABASE_KINDS)("inbox on %s", (kind) => {
     expect(stored?.deliveredAt).toBeInstanceOf(Date);
   });
 
+  it("stores a row already claimed when a worker waits for it and its chat has nothing unfinished", async () => {
+    const first = await inbox.accept(message("e", 1), { claim: true });
+    expect(first.claimed).toMatchObject({ id: first.id, attempts: 1, message: message("e", 1) });
+    expect(first.claimed?.storedAt).toBeInstanceOf(Date);
+    // The chat's first message is still being answered: the next one waits its turn, unclaimed.
+    const second = await inbox.accept(message("e", 2), { claim: true });
+    expect(second).toEqual({ id: expect.any(Number), duplicate: false });
+    expect(await inbox.accept(message("e", 2), { claim: true })).toEqual({ id: null, duplicate: true });
+    expect(await inbox.claim()).toBeNull();
+    await inbox.complete(first.id!);
+    expect((await inbox.claim())?.id).toBe(second.id);
+  });
+
+  it("claims only one of two messages of a chat stored at the same moment; the other waits", async () => {
+    for (let round = 0; round < 5; round++) {
+      const chat = `f${round}`;
+      const both = await Promise.all([inbox.accept(message(chat, 1), { claim: true }), inbox.accept(message(chat, 2), { claim: true })]);
+      expect(both.filter((a) => a.claimed)).toHaveLength(1);
+      expect(both.every((a) => !a.duplicate && a.id !== null)).toBe(true);
+      const claimed = both.find((a) => a.claimed)!;
+      await inbox.complete(claimed.id!);
+      expect((await inbox.claim())?.id).toBe(both.find((a) => !a.claimed)!.id);
+    }
+  });
+
   it("never gives the same row to two concurrent claims", async () => {
     // A lease long enough that no claim runs out while the 30 claims race, however slow the machine.
     const longLease = createInbox({ db: database.db, leaseMs: 600_000 });

@@ -107,6 +107,9 @@ export const inbox = pgTable(
     index("inbox_user_idx").on(t.userKey, t.id),
     // Claims look for the oldest unfinished row of each chat.
     index("inbox_open_idx").on(t.chatKey, t.id).where(sql`${t.state} in ('pending', 'working')`),
+    // A chat's messages are answered one at a time: at most one of its rows is being worked on. Claims keep this by
+    // taking only a chat's oldest unfinished row; the index also holds it when a row is claimed as it is stored.
+    uniqueIndex("inbox_one_working_per_chat_uq").on(t.chatKey).where(sql`${t.state} = 'working'`),
   ],
 );
 

@@ -24,6 +24,13 @@ export interface InboxItem {
   storedAt?: Date;
 }
 
+export interface Accepted {
+  id: number | null;
+  duplicate: boolean;
+  /** The row, claimed for this process as it was stored (`claim`). */
+  claimed?: InboxItem;
+}
+
 /** A stored reply (messages row) and the platform's ids of the messages it went out as. */
 export interface DeliveredReply {
   messageId: number;
@@ -31,8 +38,12 @@ export interface DeliveredReply {
 }
 
 export interface Inbox {
-  /** Stores the message; a redelivery of the same (channel, platformMessageId) is a no-op. */
-  accept(message: InboundMessage): Promise<{ id: number | null; duplicate: boolean }>;
+  /**
+   * Stores the message; a redelivery of the same (channel, platformMessageId) is a no-op. With `claim`, a worker of
+   * this process is waiting for it: the row is stored already claimed (`claimed`) when it may be answered at once,
+   * i.e. no earlier message of its chat is still waiting or being answered; otherwise it is stored to wait its turn.
+   */
+  accept(message: InboundMessage, options?: { claim?: boolean }): Promise<Accepted>;
   /** Claims the next message that is ready, for `leaseMs`, of one of `channels` (default: any); null when there is none. */
   claim(channels?: readonly ChannelName[]): Promise<InboxItem | null>;
   /** Keeps a claim alive while its work goes on. Returns false when the claim was lost. */
@@ -55,6 +66,9 @@ export interface Inbox {
 function prepareInboxQueries(db: Db) {
   const p = sql.placeholder;
   const lease = sql`now() + ${p("leaseMs")} * interval '1 millisecond'`;
+  const chatFree = sql`not exists (
+    select 1 from ${inbox} e where e.chat_key = ${p("chatKey")} and e.state in ('pending', 'working')
+  )`;
   const next = sql`(
     select i.id from ${inbox} i
     where ((i.state = 'pending' and i.available_at <= now()) or (i.state = 'working' and i.lease_until < now()))
@@ -74,6 +88,24 @@ function prepareInboxQueries(db: Db) {
       .onConflictDoNothing({ target: [inbox.channel, inbox.platformMessageId] })
       .returning({ id: inbox.id })
       .prepare("parley_inbox_accept"),
+    // The same insert, claiming the row at once when its chat has nothing unfinished. Two such inserts for one chat
+    // at the same moment would both see nothing: the unique index on a chat's working row fails the second, which
+    // is then stored to wait (see accept).
+    acceptClaimed: db
+      .insert(inbox)
+      .values({
+        channel: p("channel"),
+        platformMessageId: p("platformMessageId"),
+        chatKey: p("chatKey"),
+        userKey: p("userKey"),
+        payload: p("payload"),
+        state: sql`case when ${chatFree} then 'working' else 'pending' end`,
+        attempts: sql`case when ${chatFree} then 1 else 0 end`,
+        leaseUntil: sql`case when ${chatFree} then ${lease} end`,
+      })
+      .onConflictDoNothing({ target: [inbox.channel, inbox.platformMessageId] })
+      .returning({ id: inbox.id, state: inbox.state, attempts: inbox.attempts, storedAt: inbox.createdAt })
+      .prepare("parley_inbox_accept_claimed"),
     claim: db
       .update(inbox)
       .set({ state: "working", attempts: sql`${inbox.attempts} + 1`, leaseUntil: lease, updatedAt: sql`now()` })
@@ -128,15 +160,28 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
   };
 
   return {
-    async accept(message) {
-      const inserted = await q.accept.execute({
+    async accept(message, options) {
+      const row = {
         channel: message.channel,
         platformMessageId: message.platformMessageId,
         chatKey: message.chat,
         userKey: message.user,
         payload: message,
-      });
-      const id = inserted[0]?.id ?? null;
+      };
+      if (options?.claim) {
+        try {
+          const [inserted] = await q.acceptClaimed.execute({ ...row, leaseMs });
+          if (!inserted) return { id: null, duplicate: true };
+          const claimed =
+            inserted.state === "working" ? { id: inserted.id, attempts: inserted.attempts, message, storedAt: inserted.storedAt } : undefined;
+          return { id: inserted.id, duplicate: false, ...(claimed ? { claimed } : {}) };
+        } catch (error) {
+          // Another message of the chat was claimed as it was stored at the same moment: this one waits its turn.
+          if (!violates(error, "inbox_one_working_per_chat_uq")) throw error;
+        }
+      }
+      const [inserted] = await q.accept.execute(row);
+      const id = inserted?.id ?? null;
       return { id, duplicate: id === null };
     },
 
@@ -176,6 +221,15 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
       await q.retryLater.execute({ id, error, delayMs: Math.max(0, Math.round(delayMs)) });
     },
   };
+}
+
+/** Whether `error` (drizzle's, or the driver's it wraps) is a unique violation of `constraint`. */
+function violates(error: unknown, constraint: string): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const fields = e as Error & { code?: string; constraint?: string };
+    if (fields.code === "23505") return fields.constraint === constraint;
+  }
+  return false;
 }
 
 function reviveMessage(payload: unknown): InboundMessage {

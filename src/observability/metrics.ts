@@ -107,6 +107,12 @@ export function instrumentInbox(inbox: Inbox, metrics: Pick<Metrics, "replyDeliv
     };
   return {
     ...inbox,
+    async accept(message, options) {
+      const accepted = await inbox.accept(message, options);
+      const item = accepted.claimed;
+      if (item?.storedAt) claimed.set(item.id, { channel: item.message.channel, storedAt: item.storedAt.getTime() });
+      return accepted;
+    },
     async claim(channels) {
       const item = await inbox.claim(channels);
       if (item?.storedAt) claimed.set(item.id, { channel: item.message.channel, storedAt: item.storedAt.getTime() });
