@@ -16,6 +16,10 @@ export type MessageRow = typeof messages.$inferSelect;
 export type Turn = Pick<MessageRow, "id" | "role" | "text" | "tokens" | "media">;
 
 export interface ConversationStore {
+  /**
+   * The sender's row, stored with `initialStatus` if new; their display name and last-seen time are brought up to
+   * date (the time within LAST_SEEN_PRECISION_MS).
+   */
   upsertUser(message: InboundMessage, initialStatus: UserRow["status"]): Promise<UserRow>;
   /** The open conversation of this person in this place, started if there is none. */
   openConversation(user: UserKey, chat: ChatKey): Promise<ConversationRow>;
@@ -54,11 +58,18 @@ export interface ConversationStore {
   forgetUser(user: UserKey): Promise<{ messages: number }>;
 }
 
+/**
+ * How stale users.last_seen_at may be: a user's row is written when they were last seen longer ago than this (or
+ * their name changed), not on every message.
+ */
+const LAST_SEEN_PRECISION_MS = 10 * 60_000;
+
 /** The store's queries run on every message; prepared once, they are not rebuilt (drizzle) or re-planned (PostgreSQL). */
 function prepareHotQueries(db: Db) {
   const p = sql.placeholder;
   const turnColumns = { id: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens, media: messages.media };
   return {
+    readUser: db.select().from(users).where(eq(users.key, p("key"))).prepare("parley_read_user"),
     upsertUser: db
       .insert(users)
       .values({ key: p("key"), channel: p("channel"), displayName: p("displayName"), status: p("status") })
@@ -139,6 +150,10 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
   const history = historyCacheBytes > 0 ? createHistoryCache({ maxBytes: historyCacheBytes }) : undefined;
   return {
     async upsertUser(message, initialStatus) {
+      // A read when the row is known and was seen lately: no write, so no commit waiting for the disk on most messages.
+      const [known] = await hot.readUser.execute({ key: message.user });
+      const fresh = known && Date.now() - known.lastSeenAt.getTime() < LAST_SEEN_PRECISION_MS;
+      if (fresh && (message.displayName === undefined || message.displayName === known.displayName)) return known;
       const [row] = await hot.upsertUser.execute({
         key: message.user,
         channel: message.channel,
