@@ -189,6 +189,26 @@ describe("model router: retries and fallback", () => {
     }
   });
 
+  it("returns an answer without waiting for its record; recorded() waits, and a failed record is only logged", async () => {
+    let finish!: () => void;
+    const slow = router(["openai-compatible:m"], { record: (call) => new Promise<void>((resolve) => (finish = () => resolve(void records.push(call)))) });
+    const answer = await slow.stream(request());
+    expect(answer.text).toBe("echo: hello");
+    expect(records).toHaveLength(0);
+    let written = false;
+    const waiting = slow.recorded().then(() => (written = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(written).toBe(false);
+    finish();
+    await waiting;
+    expect(records).toHaveLength(1);
+
+    const failing = router(["openai-compatible:m"], { record: async () => Promise.reject(new Error("database down")) });
+    expect((await failing.stream(request())).text).toBe("echo: hello");
+    await failing.recorded();
+    expect(logs.text()).toContain("could not record a model call");
+  });
+
   it("records reasoning text and cost with the call", async () => {
     fake.reply("deepseek-r1:8b", { text: "42", reasoning: "thinking hard" });
     const answer = await router(["ollama:deepseek-r1:8b"]).stream(request({ reasoning: true }));

@@ -261,6 +261,8 @@ export function createConversationService(deps: ConversationServiceDeps) {
       mode: result.mode,
     });
     const { messageIds } = await reply.finish(result.text);
+    // The call's record was written meanwhile: once the row is closed, the next message's quota check counts it.
+    await router.recorded();
     await inbox.complete(item.id, { messageId: stored.id, platformIds: messageIds });
 
     if (prompt.overflow && prompt.oldestIncludedId !== null) {
@@ -346,6 +348,7 @@ export function createConversationService(deps: ConversationServiceDeps) {
         const outcome = deps.userLimiter
           ? await deps.userLimiter.run(item.message.user, () => process(item, signal))
           : await process(item, signal);
+        await router?.recorded();
         if (outcome === "done") await inbox.complete(item.id);
       } catch (error) {
         if (error instanceof RateLimitedError) {

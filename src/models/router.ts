@@ -118,6 +118,8 @@ export interface ModelRouter {
   stream(request: ModelRequest): Promise<ModelAnswer>;
   /** Per provider of any configured chain: circuit breaker state and limiter load. */
   health(): ProviderHealth[];
+  /** Resolves once the records of the calls answered so far are written (they are not waited for by `stream`). */
+  recorded(): Promise<void>;
 }
 
 /** No entry of the chain could answer. `message` names each model and why, without credentials. */
@@ -275,6 +277,19 @@ export function createRouter(options: RouterOptions): ModelRouter {
     }
   };
 
+  // An answer is returned without waiting for its record to be written (a commit, on the way to the user's reply);
+  // the caller waits for `recorded()` before it closes the message. A record that cannot be written is logged.
+  const writing = new Set<Promise<void>>();
+  const recordAnswered = (call: CallRecord) => {
+    const done: Promise<void> = record(call)
+      .then(
+        () => undefined,
+        (error: unknown) => log.warn({ err: error, provider: call.provider, model: call.model }, "could not record a model call"),
+      )
+      .finally(() => writing.delete(done));
+    writing.add(done);
+  };
+
   /** Tries one chain entry, with its retries; records it once. */
   const callEntry = async (ref: ModelRef, request: ModelRequest, trial: boolean): Promise<ModelAnswer> => {
     const breaker = breakerOf(ref.provider);
@@ -298,7 +313,7 @@ export function createRouter(options: RouterOptions): ModelRouter {
         await limiters.schedule(ref.provider, PRIORITY[request.trace.purpose], request.signal, () => tryOnce(ref, request, progress, started));
         breaker.success(trial);
         const costUsd = cost(ref, progress.tokensIn ?? 0, progress.tokensOut ?? 0);
-        await record({
+        recordAnswered({
           ...base,
           latencyMs: Math.round(performance.now() - started),
           firstTokenMs: progress.firstTokenMs,
@@ -362,6 +377,9 @@ export function createRouter(options: RouterOptions): ModelRouter {
         }
       }
       throw new ModelUnavailableError(failures);
+    },
+    async recorded() {
+      await Promise.all(writing);
     },
     health() {
       const providers = [...new Set(pool.map((ref) => ref.provider))];
