@@ -120,6 +120,28 @@ describe.each(DATABASE_KINDS)("quotas counted in the database on %s", (kind) => 
     expect(row).toBeGreaterThan(0);
   });
 
+  it("judges with counts read ahead for the default limits, and reads again for a user's own limit they miss", async () => {
+    await message(ago(30_000));
+    await message(ago(20_000));
+    const third = await message(ago(10_000));
+    await call({ tokensIn: 600, tokensOut: 500 });
+    const ahead = guard().prefetch(USER, third);
+    expect(ahead).toMatchObject({ minute: true, day: true });
+    expect((await guard().admit(await user(), third, ahead)).refusal).toBeNull();
+    expect(await (await guard().admit(await user(), third, ahead)).modelCall("instant")).toMatchObject({ reason: `${QUOTA_REASONS.tokensPerDay} (told)` });
+
+    // Defaults without a per-minute limit read no such count ahead; a user with their own limit gets it read.
+    const noMinute = createQuotaGuard({ db: database.db, defaults: { ...DEFAULTS, messagesPerMinute: null }, timeZone: "UTC", clock: () => NOW });
+    const partial = noMinute.prefetch(USER, third);
+    expect(partial).toMatchObject({ minute: false, day: true });
+    expect((await partial!.counts).messages).toBe(0);
+    await database.db.update(users).set({ quotaMessagesPerMinute: 2 });
+    expect((await noMinute.admit(await user(), third, partial)).refusal?.reason).toBe(`${QUOTA_REASONS.messagesPerMinute} (told)`);
+    // No default limit at all: nothing is read ahead.
+    const none = createQuotaGuard({ db: database.db, defaults: { messagesPerMinute: null, contemplationsPerHour: null, tokensPerDay: null, costPerDayUsd: null }, timeZone: "UTC" });
+    expect(none.prefetch(USER, third)).toBeUndefined();
+  });
+
   it("limits contemplations an hour, and cost a day when set", async () => {
     await call({ provider: "parley", mode: "contemplating", startedAt: ago(50 * 60_000), inboxId: null });
     await call({ provider: "parley", mode: "contemplating", startedAt: ago(10 * 60_000) });

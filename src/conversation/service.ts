@@ -299,10 +299,12 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await inbox.fail(item.id, "too many attempts");
       return "requeued";
     }
+    // The quota counts are read while the sender's row is (two connections, one round trip of waiting).
+    const prefetched = deps.quotas?.prefetch(message.user, item.id);
     const user = await store.upsertUser(message, "pending");
     const denied = await access.decide(message, user.status);
     if (denied) return refuse(adapter, item, denied);
-    const admission = await deps.quotas?.admit(user, item.id);
+    const admission = await deps.quotas?.admit(user, item.id, prefetched);
     if (admission?.refusal) return refuse(adapter, item, admission.refusal);
     // Commands come from the sender's typed text only, never from a transcript, an image or a forwarded message.
     const command = message.forwarded ? null : parseCommand(message.text);

@@ -18,8 +18,8 @@ export function startOfDay(now: Date, timeZone: string): Date {
 }
 
 export function startOfNextDay(now: Date, timeZone: string): Date {
-  const { year, month, day } = localParts(now, timeZone);
-  return localMidnight(year, month, day + 1, timeZone);
+  startOfDay(now, timeZone);
+  return new Date(today.get(timeZone)!.end);
 }
 
 export function startOfMonth(now: Date, timeZone: string): Date {

@@ -3,7 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { users } from "../db/schema.ts";
 import type { ModeName } from "../modes/index.ts";
 import { startOfDay, startOfNextDay } from "./calendar.ts";
-import { admissionCounts, contemplationsSince, toldSince } from "./usage.ts";
+import { admissionCounts, contemplationsSince, toldSince, type AdmissionCounts } from "./usage.ts";
 import { dateFormat } from "../core/date-format.ts";
 
 /**
@@ -31,8 +31,24 @@ type UserRow = typeof users.$inferSelect;
 export interface QuotaGuard {
   readonly defaults: QuotaLimits;
   limitsOf(user: UserRow): QuotaLimits;
-  /** Every message, once: reads what every check needs (one query) and judges the messages-a-minute limit. */
-  admit(user: UserRow, inboxId: number): Promise<Admission>;
+  /**
+   * Starts reading, for the default limits, what admitting inbox row `inboxId` needs, while the sender's row is read;
+   * undefined when no default limit is set. Hand it to `admit`.
+   */
+  prefetch(userKey: string, inboxId: number): Prefetched | undefined;
+  /**
+   * Every message, once: reads what every check needs (one query, or none when `prefetched` covers the user's own
+   * limits) and judges the messages-a-minute limit.
+   */
+  admit(user: UserRow, inboxId: number, prefetched?: Prefetched): Promise<Admission>;
+}
+
+/** Counts read ahead, for the windows of the default limits at `now`. */
+export interface Prefetched {
+  now: Date;
+  minute: boolean;
+  day: boolean;
+  counts: Promise<AdmissionCounts>;
 }
 
 export interface Admission {
@@ -77,23 +93,39 @@ export function createQuotaGuard(deps: { db: Db; defaults: QuotaLimits; timeZone
     return { reason: reason + TOLD, reply };
   };
 
+  /** The windows of the counts: the last minute, and today in `timeZone`; null where no count is wanted. */
+  function windowsAt(now: Date, minute: boolean, day: boolean) {
+    return { minuteSince: minute ? new Date(now.getTime() - MINUTE) : null, daySince: day ? startOfDay(now, timeZone) : null };
+  }
+
   return {
     defaults,
     limitsOf: (user) => limitsOf(defaults, user),
 
-    async admit(user, inboxId) {
-      const limits = limitsOf(defaults, user);
+    prefetch(userKey, inboxId) {
+      const minute = defaults.messagesPerMinute !== null;
+      const day = defaults.tokensPerDay !== null || defaults.costPerDayUsd !== null;
+      if (!minute && !day) return undefined;
       const now = clock();
+      const counts = admissionCounts(db, userKey, inboxId, windowsAt(now, minute, day));
+      // Read later, or not at all when the sender is refused first: never an unhandled rejection.
+      counts.catch(() => undefined);
+      return { now, minute, day, counts };
+    },
+
+    async admit(user, inboxId, prefetched) {
+      const limits = limitsOf(defaults, user);
+      const minute = limits.messagesPerMinute !== null;
+      const daily = limits.tokensPerDay !== null || limits.costPerDayUsd !== null;
+      const covered = prefetched && (!minute || prefetched.minute) && (!daily || prefetched.day);
+      const now = covered ? prefetched.now : clock();
       const minuteSince = new Date(now.getTime() - MINUTE);
       const dayStart = startOfDay(now, timeZone);
-      const daily = limits.tokensPerDay !== null || limits.costPerDayUsd !== null;
-      const counts =
-        limits.messagesPerMinute === null && !daily
-          ? undefined
-          : await admissionCounts(db, user.key, inboxId, {
-              minuteSince: limits.messagesPerMinute === null ? null : minuteSince,
-              daySince: daily ? dayStart : null,
-            });
+      const counts = covered
+        ? await prefetched.counts
+        : minute || daily
+          ? await admissionCounts(db, user.key, inboxId, windowsAt(now, minute, daily))
+          : undefined;
 
       const messagesLimit = limits.messagesPerMinute;
       const refusal =
