@@ -99,7 +99,7 @@ async function main() {
       results.history = history;
       const [small, full, large] = history.assembly;
       tables.push(
-        `Prompt assembly (conversation row + recent turns + buildPrompt), ${quick ? 100 : 300} runs each: the next ` +
+        `Prompt assembly (conversation row with recent turns + buildPrompt), ${quick ? 100 : 300} runs each: the next ` +
           `message of a conversation this process has seen (its turns cached), and the first message after a start\n\n` +
           markdownTable(
             ["stored messages", "p50 (ms)", "p95 (ms)", "first after start p50 (ms)", "first after start p95 (ms)", "turns in prompt"],

@@ -53,10 +53,20 @@ describe.each(DATABASE_KINDS)("recent turns with the history cache on %s", (kind
     return ids;
   };
 
-  /** The store's answer for the conversation as just read, checked against the database; returns its texts. */
+  /**
+   * The store's answer for the conversation as just read, checked against the database; returns its texts. Calls
+   * alternate between the two ways the store answers: recentTurns after openConversation, and both in one query.
+   */
+  let calls = 0;
   const recent = async (store: ConversationStore, user: UserKey, limit: number, chat: ChatKey = user) => {
-    const conversation = await store.openConversation(user, chat);
-    const got = await store.recentTurns(conversation, limit);
+    let conversation;
+    let got;
+    if (++calls % 2 === 0) {
+      ({ conversation, recent: got } = await store.openConversationWithTurns(user, chat, limit));
+    } else {
+      conversation = await store.openConversation(user, chat);
+      got = await store.recentTurns(conversation, limit);
+    }
     expect(got).toEqual(await uncached.recentTurns(conversation, limit));
     return got.map((turn) => turn.text);
   };
@@ -96,6 +106,23 @@ describe.each(DATABASE_KINDS)("recent turns with the history cache on %s", (kind
     expect((await store.recentTurns(await store.openConversation(ALICE, ALICE), 50)).map((t) => t.text)).not.toContain("behind the cache");
     const fresh = createConversationStore(db);
     expect(await recent(fresh, ALICE, 50)).toContain("behind the cache");
+  });
+
+  it("opens a conversation with its turns in one query, started when there is none", async () => {
+    const store = createConversationStore(db);
+    const first = await store.openConversationWithTurns(BOB, GROUP, 5);
+    expect(first.recent).toEqual([]);
+    expect(first.conversation).toMatchObject({ userKey: BOB, chatKey: GROUP, historyEpoch: 0 });
+    await add(store, BOB, ["g1", "g2"], GROUP);
+    expect((await store.openConversationWithTurns(BOB, GROUP, 5)).recent.map((t) => t.text)).toEqual(["g2", "g1"]);
+    // The next call asks only for newer turns: one slipped in below them stays unseen, as with recentTurns.
+    await add(store, BOB, ["g3"], GROUP);
+    const conversation = await store.openConversation(BOB, GROUP);
+    await db.insert(messages).values({ id: ++slipped, conversationId: conversation.id, role: "user", text: "behind", tokens: 3 });
+    const again = await store.openConversationWithTurns(BOB, GROUP, 5);
+    expect(again.conversation.id).toBe(conversation.id);
+    expect(again.recent.map((t) => t.text)).toEqual(["g3", "g2", "g1"]);
+    expect((await uncached.openConversationWithTurns(BOB, GROUP, 5)).recent.map((t) => t.text)).toEqual(["g3", "g2", "g1", "behind"]);
   });
 
   it("reads afresh once turns were changed or deleted (the epoch)", async () => {
@@ -252,7 +279,7 @@ describe.each(DATABASE_KINDS)("recent turns with the history cache on %s", (kind
 
 describe("history cache", () => {
   const turn = (id: number): Turn => ({ id, role: "user", text: `turn ${id}`, tokens: 3, media: [] });
-  const conversation = { id: 1, userKey: ALICE, summaryThroughId: null, historyEpoch: 0 };
+  const conversation = { id: 1, userKey: ALICE, chatKey: ALICE, summaryThroughId: null, historyEpoch: 0 };
 
   it("reads a conversation unused for 15 minutes afresh", async () => {
     let now = 0;
@@ -264,8 +291,11 @@ describe("history cache", () => {
     };
     await cache.recent(conversation, 10, read);
     now += 14 * 60_000;
+    expect(cache.hint(ALICE, ALICE, 10)).toEqual({ conversationId: 1, epoch: 0, newestId: 2 });
+    expect(cache.hint(ALICE, ALICE, 20)).toBeUndefined();
     await cache.recent(conversation, 10, read);
     now += 15 * 60_000;
+    expect(cache.hint(ALICE, ALICE, 10)).toBeUndefined();
     expect(await cache.recent(conversation, 10, read)).toEqual([turn(2), turn(1)]);
     expect(reads).toEqual([0, 2, 0]);
   });

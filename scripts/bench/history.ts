@@ -9,7 +9,7 @@ import { round } from "./report.ts";
 
 /**
  * Long histories: users whose conversations already hold many messages, seeded in bulk with one INSERT … SELECT
- * generate_series, and the time Parley's prompt assembly takes for them (the conversation row, its recent turns and
+ * generate_series, and the time Parley's prompt assembly takes for them (the conversation row with its recent turns, in one query, and
  * buildPrompt, as the conversation service does), measured in this process on the same database Parley uses.
  */
 
@@ -54,7 +54,7 @@ export async function seedHistories(target: DatabaseTarget, users: Array<{ teleg
 export interface AssemblyTiming {
   messages: number;
   /**
-   * Median and 95th percentile, in milliseconds, of what the service does for a message: read the conversation row,
+   * Median and 95th percentile, in milliseconds, of what the service does for a message: read the conversation row with
    * its recent turns, buildPrompt. Here the next message of a conversation this process has seen: its turns are
    * cached, and the query reads only newer ones (none here; one or two in the service, the reply and the new message).
    */
@@ -75,8 +75,7 @@ export async function timePromptAssembly(target: DatabaseTarget, users: SeededUs
     const once = async (store: ConversationStore, u: number) => {
       const key = `telegram:${users[u]!.telegramId}` as const;
       const started = performance.now();
-      const conversation = await store.openConversation(key, key);
-      const recent = await store.recentTurns(conversation, HISTORY_PAGE);
+      const { conversation, recent } = await store.openConversationWithTurns(key, key, HISTORY_PAGE);
       const prompt = buildPrompt({ system, summary: conversation.summary, recent, budgetTokens: BUDGET_TOKENS });
       const elapsed = performance.now() - started;
       turns[u] = prompt.messages.length;

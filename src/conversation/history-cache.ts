@@ -29,7 +29,7 @@ const IDLE_MS = 15 * 60_000;
 const TURN_OVERHEAD_BYTES = 120;
 const ENTRY_OVERHEAD_BYTES = 200;
 
-export type HistoryConversation = Pick<ConversationRow, "id" | "userKey" | "summaryThroughId" | "historyEpoch">;
+export type HistoryConversation = Pick<ConversationRow, "id" | "userKey" | "chatKey" | "summaryThroughId" | "historyEpoch">;
 
 export interface HistoryCache {
   /**
@@ -37,6 +37,11 @@ export interface HistoryCache {
    * `read(afterId)` is the query: the newest `limit` turns with an id above `afterId`, newest first.
    */
   recent(conversation: HistoryConversation, limit: number, read: (afterId: number) => Promise<Turn[]>): Promise<Turn[]>;
+  /**
+   * What the cache holds for the open conversation of `userKey` in `chatKey`, if it would extend it, so that the
+   * query that reads the conversation can read only the newer turns with it (store.openConversationWithTurns).
+   */
+  hint(userKey: string, chatKey: string, limit: number): { conversationId: number; epoch: number; newestId: number } | undefined;
   /** Drops this person's entries. */
   forgetUser(userKey: string): void;
 }
@@ -49,6 +54,7 @@ interface Held {
 
 interface Entry extends Held {
   userKey: string;
+  chatKey: string;
   epoch: number;
   limit: number;
   /** The summary the turns were read after. */
@@ -62,11 +68,16 @@ export function createHistoryCache(options: { maxBytes: number; idleMs?: number;
   const now = options.now ?? Date.now;
   // In order of use, least recent first: taken out on every use and put back.
   const entries = new Map<number, Entry>();
+  /** The conversation held for each person and place (the open one, as far as this process has seen). */
+  const byPlace = new Map<string, number>();
+  const place = (userKey: string, chatKey: string) => `${userKey}\n${chatKey}`;
   let totalBytes = 0;
 
   const remove = (id: number, entry: Entry) => {
     entries.delete(id);
     totalBytes -= entry.bytes;
+    const key = place(entry.userKey, entry.chatKey);
+    if (byPlace.get(key) === id) byPlace.delete(key);
   };
 
   /** Drops idle entries and, while over the bound, the least recently used: both are at the front of the map. */
@@ -98,11 +109,20 @@ export function createHistoryCache(options: { maxBytes: number; idleMs?: number;
         // Another call for the same conversation may have stored its own result meanwhile: either is correct.
         const previous = entries.get(conversation.id);
         if (previous) remove(conversation.id, previous);
-        entries.set(conversation.id, { ...held, userKey: conversation.userKey, epoch: conversation.historyEpoch, limit, afterId, usedAt: at });
+        const { userKey, chatKey } = conversation;
+        entries.set(conversation.id, { ...held, userKey, chatKey, epoch: conversation.historyEpoch, limit, afterId, usedAt: at });
+        byPlace.set(place(userKey, chatKey), conversation.id);
         totalBytes += held.bytes;
       }
       evict(at);
       return held.turns.slice();
+    },
+
+    hint(userKey, chatKey, limit) {
+      const conversationId = byPlace.get(place(userKey, chatKey));
+      const entry = conversationId === undefined ? undefined : entries.get(conversationId);
+      if (!entry || entry.limit !== limit || now() - entry.usedAt >= idleMs) return undefined;
+      return { conversationId: conversationId!, epoch: entry.epoch, newestId: entry.turns[0]?.id ?? 0 };
     },
 
     forgetUser(userKey) {

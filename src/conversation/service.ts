@@ -184,8 +184,10 @@ export function createConversationService(deps: ConversationServiceDeps) {
     turn: UserTurnInput,
   ): Promise<Outcome> => {
     const { message } = item;
-    const conversation = await store.openConversation(message.user, message.chat);
-    await store.addTurn({
+    // The history as it was, then this turn in front of it (newest first); a retry finds the turn it stored before,
+    // already among the history.
+    const { conversation, recent: before } = await store.openConversationWithTurns(message.user, message.chat, HISTORY_PAGE);
+    const asked = await store.addTurn({
       conversationId: conversation.id,
       inboxId: item.id,
       role: "user",
@@ -197,7 +199,9 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await say(adapter, item, NO_MODEL_REPLY);
       return "done";
     }
-    const recent = await store.recentTurns(conversation, HISTORY_PAGE);
+    const recent = before.some((t) => t.id === asked.id)
+      ? before
+      : [{ id: asked.id, role: asked.role, text: asked.text, tokens: asked.tokens, media: asked.media }, ...before].slice(0, HISTORY_PAGE);
     const prompt = buildPrompt({
       system: deps.systemPrompt ? `${deps.systemPrompt}\n\n${UNTRUSTED_RULE}` : defaultSystemPrompt(clock(), timeZone),
       summary: conversation.summary,

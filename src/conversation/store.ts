@@ -23,6 +23,11 @@ export interface ConversationStore {
   upsertUser(message: InboundMessage, initialStatus: UserRow["status"]): Promise<UserRow>;
   /** The open conversation of this person in this place, started if there is none. */
   openConversation(user: UserKey, chat: ChatKey): Promise<ConversationRow>;
+  /**
+   * The open conversation (started if there is none) and its newest `limit` turns after the summary, newest first,
+   * in one query: what recentTurns answers for it, with the turns this process holds read no second time.
+   */
+  openConversationWithTurns(user: UserKey, chat: ChatKey, limit: number): Promise<{ conversation: ConversationRow; recent: Turn[] }>;
   /** Ends the open conversation; the next message starts a new one. History is kept. */
   endConversation(user: UserKey, chat: ChatKey): Promise<boolean>;
   /** Stores a turn once per inbox row and role: a retried row finds the turn it stored before. */
@@ -85,6 +90,33 @@ function prepareHotQueries(db: Db) {
       .where(and(eq(conversations.userKey, p("user")), eq(conversations.chatKey, p("chat")), isNull(conversations.endedAt)))
       .limit(1)
       .prepare("parley_open_conversation"),
+    // The open conversation with its turns after `greatest(summary, the newest turn this process holds)`, the latter
+    // only if the conversation and its history epoch are those the hint names.
+    openWithTurns: (() => {
+      const turns = db
+        .select({ turnId: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens, media: messages.media })
+        .from(messages)
+        .where(
+          and(
+            eq(messages.conversationId, conversations.id),
+            gt(
+              messages.id,
+              sql`greatest(coalesce(${conversations.summaryThroughId}, 0), case when ${conversations.id} = ${p("hintId")}
+                and ${conversations.historyEpoch} = ${p("hintEpoch")} then ${p("hintNewest")}::bigint else 0 end)`,
+            ),
+          ),
+        )
+        .orderBy(desc(messages.id))
+        .limit(p("limit"))
+        .as("turns");
+      return db
+        .select({ conversation: conversations, turnId: turns.turnId, role: turns.role, text: turns.text, tokens: turns.tokens, media: turns.media })
+        .from(conversations)
+        .leftJoinLateral(turns, sql`true`)
+        .where(and(eq(conversations.userKey, p("user")), eq(conversations.chatKey, p("chat")), isNull(conversations.endedAt)))
+        .orderBy(desc(turns.turnId))
+        .prepare("parley_open_with_turns");
+    })(),
     replyFor: db
       .select()
       .from(messages)
@@ -169,6 +201,29 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
       await db.insert(conversations).values({ userKey: user, chatKey: chat }).onConflictDoNothing();
       const [row] = await hot.openConversation.execute({ user, chat });
       return row!;
+    },
+
+    async openConversationWithTurns(user, chat, limit) {
+      const hint = history?.hint(user, chat, limit);
+      const run = () =>
+        hot.openWithTurns.execute({ user, chat, limit, hintId: hint?.conversationId ?? 0, hintEpoch: hint?.epoch ?? -1, hintNewest: hint?.newestId ?? 0 });
+      let rows = await run();
+      if (rows.length === 0) {
+        await db.insert(conversations).values({ userKey: user, chatKey: chat }).onConflictDoNothing();
+        rows = await run();
+      }
+      const conversation = rows[0]!.conversation;
+      const fresh: Turn[] = [];
+      for (const row of rows) {
+        if (row.turnId !== null) fresh.push({ id: row.turnId, role: row.role!, text: row.text!, tokens: row.tokens!, media: row.media! });
+      }
+      const summarized = conversation.summaryThroughId ?? 0;
+      const hinted = hint?.conversationId === conversation.id && hint.epoch === conversation.historyEpoch ? hint.newestId : 0;
+      const readAfter = Math.max(summarized, hinted);
+      // The cache asks for the turns after the id the query used (it read them already) unless it changed its mind.
+      const read = async (afterId: number) =>
+        afterId === readAfter ? fresh : hot.recentTurns.execute({ conversationId: conversation.id, afterId, limit });
+      return { conversation, recent: history ? await history.recent(conversation, limit, read) : fresh };
     },
 
     async endConversation(user, chat) {
