@@ -24,8 +24,9 @@ export interface ConversationStore {
   /** The open conversation of this person in this place, started if there is none. */
   openConversation(user: UserKey, chat: ChatKey): Promise<ConversationRow>;
   /**
-   * The open conversation (started if there is none) and its newest `limit` turns after the summary, newest first,
-   * in one query: what recentTurns answers for it, with the turns this process holds read no second time.
+   * The open conversation (started if there is none) and its newest `limit` turns after the summary, newest first:
+   * what recentTurns answers for it. For a conversation whose turns this process holds, one query reads the
+   * conversation and the turns added since.
    */
   openConversationWithTurns(user: UserKey, chat: ChatKey, limit: number): Promise<{ conversation: ConversationRow; recent: Turn[] }>;
   /** Ends the open conversation; the next message starts a new one. History is kept. */
@@ -90,19 +91,23 @@ function prepareHotQueries(db: Db) {
       .where(and(eq(conversations.userKey, p("user")), eq(conversations.chatKey, p("chat")), isNull(conversations.endedAt)))
       .limit(1)
       .prepare("parley_open_conversation"),
-    // The open conversation with its turns after `greatest(summary, the newest turn this process holds)`, the latter
-    // only if the conversation and its history epoch are those the hint names.
+    // The open conversation with, if it is the one the history cache names (the hint), its turns after
+    // `greatest(summary, the newest turn the cache holds)`, the latter only at the history epoch the cache read at.
     openWithTurns: (() => {
       const turns = db
         .select({ turnId: messages.id, role: messages.role, text: messages.text, tokens: messages.tokens, media: messages.media })
         .from(messages)
+        // The conversation named by a parameter, not by `c.id`: PostgreSQL plans this for that conversation then
+        // (with c.id it read the primary key backwards through every later conversation's turns, 20 ms for a short
+        // conversation among 100,000 turns). Another conversation than the hint's gets no turns here.
         .where(
           and(
-            eq(messages.conversationId, conversations.id),
+            eq(messages.conversationId, p("hintId")),
+            eq(conversations.id, p("hintId")),
             gt(
               messages.id,
-              sql`greatest(coalesce(${conversations.summaryThroughId}, 0), case when ${conversations.id} = ${p("hintId")}
-                and ${conversations.historyEpoch} = ${p("hintEpoch")} then ${p("hintNewest")}::bigint else 0 end)`,
+              sql`greatest(coalesce(${conversations.summaryThroughId}, 0),
+                case when ${conversations.historyEpoch} = ${p("hintEpoch")} then ${p("hintNewest")}::bigint else 0 end)`,
             ),
           ),
         )
@@ -180,6 +185,18 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
   const hot = prepareHotQueries(db);
   const historyCacheBytes = options.historyCacheBytes ?? HISTORY_CACHE_MB_DEFAULT * 2 ** 20;
   const history = historyCacheBytes > 0 ? createHistoryCache({ maxBytes: historyCacheBytes }) : undefined;
+  const openConversation = async (user: UserKey, chat: ChatKey): Promise<ConversationRow> => {
+    const [existing] = await hot.openConversation.execute({ user, chat });
+    if (existing) return existing;
+    await db.insert(conversations).values({ userKey: user, chatKey: chat }).onConflictDoNothing();
+    const [row] = await hot.openConversation.execute({ user, chat });
+    return row!;
+  };
+  const recentTurns = async (conversation: HistoryConversation, limit: number): Promise<Turn[]> => {
+    const read = (afterId: number) => hot.recentTurns.execute({ conversationId: conversation.id, afterId, limit });
+    return history ? history.recent(conversation, limit, read) : read(conversation.summaryThroughId ?? 0);
+  };
+
   return {
     async upsertUser(message, initialStatus) {
       // A read when the row is known and was seen lately: no write, so no commit waiting for the disk on most messages.
@@ -195,35 +212,35 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
       return row!;
     },
 
-    async openConversation(user, chat) {
-      const [existing] = await hot.openConversation.execute({ user, chat });
-      if (existing) return existing;
-      await db.insert(conversations).values({ userKey: user, chatKey: chat }).onConflictDoNothing();
-      const [row] = await hot.openConversation.execute({ user, chat });
-      return row!;
-    },
+    openConversation,
 
     async openConversationWithTurns(user, chat, limit) {
+      // The first message of a conversation in this process: nothing is held, the two reads are planned apart.
       const hint = history?.hint(user, chat, limit);
-      const run = () =>
-        hot.openWithTurns.execute({ user, chat, limit, hintId: hint?.conversationId ?? 0, hintEpoch: hint?.epoch ?? -1, hintNewest: hint?.newestId ?? 0 });
-      let rows = await run();
-      if (rows.length === 0) {
-        await db.insert(conversations).values({ userKey: user, chatKey: chat }).onConflictDoNothing();
-        rows = await run();
-      }
-      const conversation = rows[0]!.conversation;
+      const apart = async (conversation?: ConversationRow) => {
+        const open = conversation ?? (await openConversation(user, chat));
+        return { conversation: open, recent: await recentTurns(open, limit) };
+      };
+      if (!hint) return apart();
+      const rows = await hot.openWithTurns.execute({
+        user,
+        chat,
+        limit,
+        hintId: hint.conversationId,
+        hintEpoch: hint.epoch,
+        hintNewest: hint.newestId,
+      });
+      const conversation = rows[0]?.conversation;
+      if (!conversation || conversation.id !== hint.conversationId) return apart(conversation);
       const fresh: Turn[] = [];
       for (const row of rows) {
         if (row.turnId !== null) fresh.push({ id: row.turnId, role: row.role!, text: row.text!, tokens: row.tokens!, media: row.media! });
       }
-      const summarized = conversation.summaryThroughId ?? 0;
-      const hinted = hint?.conversationId === conversation.id && hint.epoch === conversation.historyEpoch ? hint.newestId : 0;
-      const readAfter = Math.max(summarized, hinted);
-      // The cache asks for the turns after the id the query used (it read them already) unless it changed its mind.
+      const readAfter = Math.max(conversation.summaryThroughId ?? 0, conversation.historyEpoch === hint.epoch ? hint.newestId : 0);
+      // The cache asks for the turns after the id the query used (read already), unless it decides otherwise.
       const read = async (afterId: number) =>
         afterId === readAfter ? fresh : hot.recentTurns.execute({ conversationId: conversation.id, afterId, limit });
-      return { conversation, recent: history ? await history.recent(conversation, limit, read) : fresh };
+      return { conversation, recent: await history!.recent(conversation, limit, read) };
     },
 
     async endConversation(user, chat) {
@@ -255,10 +272,7 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
       return row;
     },
 
-    async recentTurns(conversation, limit) {
-      const read = (afterId: number) => hot.recentTurns.execute({ conversationId: conversation.id, afterId, limit });
-      return history ? history.recent(conversation, limit, read) : read(conversation.summaryThroughId ?? 0);
-    },
+    recentTurns,
 
     async turnsBetween(conversationId, afterId, throughId, limit) {
       return db
