@@ -128,6 +128,18 @@ describe.each(DATABASE_KINDS)("inbox workers on %s", (kind) => {
     await release("h:1");
   });
 
+  it("keeps a worker set aside from its poll timer until the row is given", async () => {
+    const { started, release, pool } = start(1, 5);
+    let slot: Reservation | undefined;
+    await until(() => (slot = pool.reserve("telegram")) !== undefined);
+    // Several poll intervals pass while the row is being stored.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const accepted = await inbox.accept(message("k", 1), { claim: true });
+    slot!.give(accepted.claimed!);
+    await until(() => started.includes("k:1"), 2_000);
+    await release("k:1");
+  });
+
   it("finds rows nobody announced (another process stored them) by polling", async () => {
     const { started, release } = start(2, 200);
     await store(message("c", 1), false);

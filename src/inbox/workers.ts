@@ -49,6 +49,8 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
   type Wake = Reason | "timer" | InboxItem;
   interface Waiter {
     wake(how: Wake): void;
+    /** Set aside for a row being stored (reserve): only give or release may wake it now, not its timer. */
+    reserved: boolean;
   }
   let waiters: Waiter[] = [];
   let polling = false;
@@ -69,6 +71,7 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
       if (signal.aborted) return resolve("timer");
       let woken = false;
       const waiter: Waiter = {
+        reserved: false,
         wake(how) {
           if (woken) return;
           woken = true;
@@ -77,7 +80,7 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
           resolve(how);
         },
       };
-      const timer = ms === undefined ? undefined : setTimeout(() => waiter.wake("timer"), ms);
+      const timer = ms === undefined ? undefined : setTimeout(() => !waiter.reserved && waiter.wake("timer"), ms);
       waiters.push(waiter);
     });
 
@@ -95,6 +98,8 @@ export function startWorkers(options: WorkerPoolOptions): WorkerPool {
     if (signal.aborted || waiters.length === 0) return undefined;
     if (options.channels && !options.channels().includes(channel)) return undefined;
     const waiter = waiters.shift()!;
+    // Its poll timer must not wake it meanwhile: the row given to it would then wait for its lease to run out.
+    waiter.reserved = true;
     return {
       give: (item) => waiter.wake(item),
       release: () => {
