@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
@@ -64,6 +65,8 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   const { config, log } = options;
   const leaseMs = options.tuning?.leaseMs ?? config.inbox.leaseMs;
   const lifetime = new AbortController();
+  // Every message being answered listens for shutdown on it: hundreds at once is normal, not a leak to warn about.
+  setMaxListeners(0, lifetime.signal);
   const scrub = createScrubber(options.secrets);
 
   const database = await openWithRetry(config, log);
