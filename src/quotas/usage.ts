@@ -1,4 +1,4 @@
-import { and, eq, gte, ne, sql } from "drizzle-orm";
+import { and, eq, gte, ne, sql, type SQL } from "drizzle-orm";
 import { rowsOf, type Db } from "../db/client.ts";
 import { inbox, modelCalls } from "../db/schema.ts";
 
@@ -27,23 +27,16 @@ function prepareUsageQueries(db: Db) {
   const p = sql.placeholder;
   const admissionMessages = sql`where i.user_key = ${p("user")} and i.id < ${p("inboxId")} and i.created_at >= ${p("minuteSince")}
     and i.state <> 'ignored'`;
+  const tokens = sql<number>`coalesce(sum(coalesce(${modelCalls.tokensIn}, 0) + coalesce(${modelCalls.tokensOut}, 0)), 0)::float8`;
+  const cost = sql<number>`coalesce(sum(${modelCalls.costUsd}), 0)::float8`;
+  /** The user's calls since a time that reached a provider (not a contemplation's own row), with one more condition. */
+  const callsOf = (since: string, also: SQL) =>
+    and(eq(modelCalls.userKey, p("user")), gte(modelCalls.startedAt, p(since)), ne(modelCalls.provider, "parley"), also);
   return {
     usage: db
-      .select({
-        mode: sql<string>`coalesce(${modelCalls.mode}, 'other')`,
-        calls: sql<number>`count(*)::int`,
-        tokens: sql<number>`coalesce(sum(coalesce(${modelCalls.tokensIn}, 0) + coalesce(${modelCalls.tokensOut}, 0)), 0)::float8`,
-        cost: sql<number>`coalesce(sum(${modelCalls.costUsd}), 0)::float8`,
-      })
+      .select({ mode: sql<string>`coalesce(${modelCalls.mode}, 'other')`, calls: sql<number>`count(*)::int`, tokens, cost })
       .from(modelCalls)
-      .where(
-        and(
-          eq(modelCalls.userKey, p("user")),
-          gte(modelCalls.startedAt, p("since")),
-          ne(modelCalls.provider, "parley"),
-          sql`(${p("except")}::bigint is null or ${modelCalls.inboxId} is distinct from ${p("except")}::bigint)`,
-        ),
-      )
+      .where(callsOf("since", sql`(${p("except")}::bigint is null or ${modelCalls.inboxId} is distinct from ${p("except")}::bigint)`))
       .groupBy(sql`1`)
       .prepare("parley_usage_since"),
     // What admitting a message needs, in one round trip: the messages of the last minute (taken in, stored before
@@ -52,18 +45,11 @@ function prepareUsageQueries(db: Db) {
       .select({
         messages: sql<number>`(select count(*)::int from ${inbox} i ${admissionMessages})`,
         oldest: sql<unknown>`(select min(i.created_at) from ${inbox} i ${admissionMessages})`,
-        tokens: sql<number>`coalesce(sum(coalesce(${modelCalls.tokensIn}, 0) + coalesce(${modelCalls.tokensOut}, 0)), 0)::float8`,
-        cost: sql<number>`coalesce(sum(${modelCalls.costUsd}), 0)::float8`,
+        tokens,
+        cost,
       })
       .from(modelCalls)
-      .where(
-        and(
-          eq(modelCalls.userKey, p("user")),
-          gte(modelCalls.startedAt, p("daySince")),
-          ne(modelCalls.provider, "parley"),
-          sql`${modelCalls.inboxId} is distinct from ${p("inboxId")}::bigint`,
-        ),
-      )
+      .where(callsOf("daySince", sql`${modelCalls.inboxId} is distinct from ${p("inboxId")}::bigint`))
       .prepare("parley_admission"),
   };
 }
