@@ -68,6 +68,18 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
   };
 }
 
+/**
+ * The database's own error in `error` or its causes (drizzle wraps the driver's): its SQLSTATE `code` and, for an
+ * integrity violation, the `constraint`. Undefined when no cause carries a code.
+ */
+export function databaseError(error: unknown): { code: string; constraint?: string } | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, constraint } = e as { code?: unknown; constraint?: unknown };
+    if (typeof code === "string") return { code, ...(typeof constraint === "string" ? { constraint } : {}) };
+  }
+  return undefined;
+}
+
 /** Rows of a raw `db.execute(sql…)`: node-postgres and PGlite both answer with `{ rows }`. */
 export function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;

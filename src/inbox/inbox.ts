@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { ChannelName, InboundMessage } from "../core/types.ts";
-import type { Db } from "../db/client.ts";
+import { databaseError, type Db } from "../db/client.ts";
 import { inbox, messages } from "../db/schema.ts";
 
 /**
@@ -177,7 +177,8 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
           return { id: inserted.id, duplicate: false, ...(claimed ? { claimed } : {}) };
         } catch (error) {
           // Another message of the chat was claimed as it was stored at the same moment: this one waits its turn.
-          if (!violates(error, "inbox_one_working_per_chat_uq")) throw error;
+          const violated = databaseError(error);
+          if (violated?.code !== "23505" || violated.constraint !== "inbox_one_working_per_chat_uq") throw error;
         }
       }
       const [inserted] = await q.accept.execute(row);
@@ -221,15 +222,6 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
       await q.retryLater.execute({ id, error, delayMs: Math.max(0, Math.round(delayMs)) });
     },
   };
-}
-
-/** Whether `error` (drizzle's, or the driver's it wraps) is a unique violation of `constraint`. */
-function violates(error: unknown, constraint: string): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const fields = e as Error & { code?: string; constraint?: string };
-    if (fields.code === "23505") return fields.constraint === constraint;
-  }
-  return false;
 }
 
 function reviveMessage(payload: unknown): InboundMessage {

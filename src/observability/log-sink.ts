@@ -1,5 +1,5 @@
 import { lt, sql } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
+import { databaseError, type Db } from "../db/client.ts";
 import { logs } from "../db/schema.ts";
 
 /**
@@ -265,11 +265,7 @@ function boundedData(rest: Record<string, unknown>): Record<string, unknown> | n
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity constraint): the rows are wrong, not the connection. */
 function isDataError(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^2[23][0-9A-Z]{3}$/.test(code)) return true;
-  }
-  return false;
+  return /^2[23][0-9A-Z]{3}$/.test(databaseError(error)?.code ?? "");
 }
 
 function describe(error: unknown): string {
