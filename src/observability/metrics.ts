@@ -3,7 +3,7 @@ import { BlockList, isIP } from "node:net";
 import type { Request, RequestHandler } from "express";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ChannelName } from "../core/types.ts";
-import type { Inbox } from "../inbox/inbox.ts";
+import type { Inbox, InboxItem } from "../inbox/inbox.ts";
 
 /**
  * Prometheus metrics of one Parley process, in a registry of its own (never prom-client's global one, so two
@@ -105,17 +105,19 @@ export function instrumentInbox(inbox: Inbox, metrics: Pick<Metrics, "replyDeliv
       claimed.delete(id);
       await end(id, ...rest);
     };
+  const remember = (item: InboxItem | null | undefined) => {
+    if (item?.storedAt) claimed.set(item.id, { channel: item.message.channel, storedAt: item.storedAt.getTime() });
+  };
   return {
     ...inbox,
     async accept(message, options) {
       const accepted = await inbox.accept(message, options);
-      const item = accepted.claimed;
-      if (item?.storedAt) claimed.set(item.id, { channel: item.message.channel, storedAt: item.storedAt.getTime() });
+      remember(accepted.claimed);
       return accepted;
     },
     async claim(channels) {
       const item = await inbox.claim(channels);
-      if (item?.storedAt) claimed.set(item.id, { channel: item.message.channel, storedAt: item.storedAt.getTime() });
+      remember(item);
       return item;
     },
     async complete(id, delivered) {

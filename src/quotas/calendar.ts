@@ -1,25 +1,30 @@
 import { dateFormat } from "../core/date-format.ts";
 /**
  * Calendar windows in a time zone (DEFAULT_TIMEZONE): where "today" and "this month" begin for daily quotas and
- * /usage, and when the next day begins. Pure; daylight-saving days are 23 or 25 hours long and handled.
+ * /usage, and when the next day begins. Same answers for the same arguments (the current day of each zone is
+ * remembered, not recomputed per message); daylight-saving days are 23 or 25 hours long and handled.
  */
 
 /** The current day of each time zone, since every message asks for it (three formatToParts calls to work out). */
 const today = new Map<string, { start: number; end: number }>();
 
-export function startOfDay(now: Date, timeZone: string): Date {
+/** The local day `now` falls in, from memory when it is the one remembered for the zone. */
+function dayOf(now: Date, timeZone: string): { start: number; end: number } {
   const t = now.getTime();
   const known = today.get(timeZone);
-  if (known && t >= known.start && t < known.end) return new Date(known.start);
+  if (known && t >= known.start && t < known.end) return known;
   const { year, month, day } = localParts(now, timeZone);
-  const start = localMidnight(year, month, day, timeZone);
-  today.set(timeZone, { start: start.getTime(), end: localMidnight(year, month, day + 1, timeZone).getTime() });
-  return start;
+  const found = { start: localMidnight(year, month, day, timeZone).getTime(), end: localMidnight(year, month, day + 1, timeZone).getTime() };
+  today.set(timeZone, found);
+  return found;
+}
+
+export function startOfDay(now: Date, timeZone: string): Date {
+  return new Date(dayOf(now, timeZone).start);
 }
 
 export function startOfNextDay(now: Date, timeZone: string): Date {
-  startOfDay(now, timeZone);
-  return new Date(today.get(timeZone)!.end);
+  return new Date(dayOf(now, timeZone).end);
 }
 
 export function startOfMonth(now: Date, timeZone: string): Date {

@@ -26,7 +26,7 @@ const IDLE_MS = 5 * 60_000;
 const VERSION = "v1";
 
 /** One job per key at a time, in the order they came, in this process; a key's queue is gone once it is empty. */
-export function createKeyedQueue() {
+function createKeyedQueue() {
   const tails = new Map<string, Promise<void>>();
   return {
     run<T>(key: string, job: () => Promise<T>): Promise<T> {
