@@ -17,7 +17,7 @@ import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/
 import { createAlbums } from "./inbox/albums.ts";
 import { createInbox, type Accepted } from "./inbox/inbox.ts";
 import { startWorkers, type WorkerPool } from "./inbox/workers.ts";
-import { createModelFactory } from "./models/registry.ts";
+import { createModelFactory, createProviderTools } from "./models/registry.ts";
 import { createRouter, type ProviderHealth } from "./models/router.ts";
 import { configuredModels, modeSettingsFrom } from "./modes/settings.ts";
 import { createScrubber, type Logger } from "./observability/logger.ts";
@@ -86,6 +86,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
           chain,
           pool: configuredModels(config.models),
           models: createModelFactory(config.providers),
+          providerTools: createProviderTools(config.providers),
           log: log.child({ source: "models" }),
           record: (call) => {
             metrics.modelCall(call);

@@ -139,7 +139,9 @@ describe("modes", () => {
       ["synthesis", "openai-compatible", "synth", parentId, 7, "telegram:1"],
     ]);
     // Each agent's output is capped.
-    for (const m of ["agent-a", "agent-b", "agent-c"]) expect(fake.requestsFor(m)[0]?.body).toMatchObject({ max_tokens: 500 });
+    for (const m of ["agent-a", "agent-b"]) expect(fake.requestsFor(m)[0]?.body).toMatchObject({ max_tokens: 500 });
+    // Meta's Muse Spark always reasons and counts reasoning against the cap: the thinking budget comes on top.
+    expect(fake.requestsFor("agent-c")[0]?.body).toMatchObject({ max_output_tokens: 500 + 8_192 });
   });
 
   it("leaves out a failed agent and tells the synthesis which angle is missing", async () => {

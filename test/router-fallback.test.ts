@@ -274,7 +274,17 @@ describe("model router: retries and fallback", () => {
       maxOutputTokens: 5_000,
     });
     expect(callShape(ref("openai:o3"), o).providerOptions).toEqual({ openai: { reasoningEffort: "high", reasoningSummary: "auto" } });
-    expect(callShape(ref("meta:muse-spark"), o).providerOptions).toEqual({ openaiCompatible: { reasoningEffort: "high" } });
+    expect(callShape(ref("openai-compatible:qwq"), o).providerOptions).toEqual({ openaiCompatible: { reasoningEffort: "high" } });
+    // Muse Spark always reasons: high with a summary when asked, else minimal (never none), stateless, budget on top.
+    const meta = { forceReasoning: true, systemMessageMode: "system", store: false };
+    expect(callShape(ref("meta:muse-spark-1.2"), o)).toEqual({
+      providerOptions: { openai: { reasoningEffort: "high", reasoningSummary: "auto", ...meta } },
+      maxOutputTokens: 5_000,
+    });
+    expect(callShape(ref("meta:muse-spark-1.2"), { ...o, reasoning: false })).toEqual({
+      providerOptions: { openai: { reasoningEffort: "minimal", ...meta } },
+      maxOutputTokens: 5_000,
+    });
     expect(callShape(ref("openai:o3"), { ...o, reasoning: false })).toEqual({ maxOutputTokens: 1_000 });
   });
 });

@@ -2,9 +2,10 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
-import type { LanguageModel } from "ai";
+import { wrapLanguageModel, type LanguageModel, type ToolSet } from "ai";
 import type { Config } from "../config.ts";
 import type { ModelRef } from "./providers.ts";
+import { WIRE_RULES, wireRulesMiddleware } from "./wire-rules.ts";
 
 /**
  * Turns a configured `provider:model` into an AI SDK language model. Everything provider-specific lives here and in
@@ -32,15 +33,14 @@ export function createModelFactory(providers: Config["providers"], fetchImpl?: t
           includeUsage: true,
           fetch: fetchImpl,
         });
-      case "meta":
-        // Meta's Llama API (Muse Spark, Llama 4) speaks OpenAI's chat completions at META_BASE_URL.
-        return createOpenAICompatible({
-          name: "meta",
-          baseURL: providers.meta.baseURL,
-          apiKey: providers.meta.apiKey,
-          includeUsage: true,
-          fetch: fetchImpl,
-        });
+      case "meta": {
+        // Meta's Model API (Muse Spark) at META_BASE_URL, through the SDK's own Responses API support, behind the guard
+        // that keeps out what Meta refuses (wire-rules.ts). The key is always explicit: left undefined, the SDK would
+        // read OPENAI_API_KEY from process.env by itself.
+        const meta = createOpenAI({ name: "meta", baseURL: providers.meta.baseURL, apiKey: providers.meta.apiKey ?? "", fetch: fetchImpl });
+        const middleware = wireRulesMiddleware(WIRE_RULES.meta!);
+        return (m) => wrapLanguageModel({ model: meta.responses(m), middleware });
+      }
       case "openai-compatible":
         return createOpenAICompatible({
           name: "openai-compatible",
@@ -67,4 +67,19 @@ export function createModelFactory(providers: Config["providers"], fetchImpl?: t
     }
     return model;
   };
+}
+
+/**
+ * Tools a provider runs on its own side, offered beside Parley's tools to that provider's models: Meta's server-side
+ * web search when META_WEB_SEARCH=true. The SDK's provider-defined tool; its sources come back as `source` parts.
+ */
+export type ProviderTools = (ref: ModelRef) => ToolSet | undefined;
+
+export function createProviderTools(providers: Config["providers"]): ProviderTools {
+  // The cast only bridges two installed copies of @ai-sdk/provider-utils (ai's and @ai-sdk/openai's), whose Schema
+  // types differ by a private symbol; the tool is the SDK's own provider-defined tool either way.
+  const meta = providers.meta.webSearch
+    ? ({ web_search: createOpenAI({ name: "meta", apiKey: "" }).tools.webSearch({}) } as unknown as ToolSet)
+    : undefined;
+  return (ref) => (ref.provider === "meta" ? meta : undefined);
 }

@@ -10,7 +10,7 @@ export function providersFor(url: string): Config["providers"] {
     google: { apiKey: undefined },
     ollama: { baseURL: url },
     openaiCompatible: { baseURL: `${url}/v1`, apiKey: "sk-test-compatible-0123456789" },
-    meta: { baseURL: `${url}/v1`, apiKey: "meta-test-0123456789" },
+    meta: { baseURL: `${url}/v1`, apiKey: "meta-test-0123456789", webSearch: false },
   };
 }
 
