@@ -16,6 +16,7 @@ import { parseTranscribeModel } from "./media/transcribe.ts";
 import type { ChatKey, UserKey } from "./core/types.ts";
 import { parseCapabilityOverrides, type Parsed } from "./models/capabilities.ts";
 import { parseCostOverrides } from "./models/costs.ts";
+import { isContributorModel, isRetiredLlamaApi, META_MODEL_API_URL } from "./models/meta.ts";
 import { PROVIDERS, type ModelRef, type ProviderName } from "./models/providers.ts";
 import { TOOL_NAMES } from "./tools/registry.ts";
 
@@ -206,7 +207,11 @@ const schema = z
     MODELS_CONTEMPLATING: chainList,
     MODELS_SYNTHESIS: modelChain,
     META_API_KEY: optionalString,
-    META_BASE_URL: url.default("https://api.llama.com/compat/v1"),
+    /** Meta's own examples name the key MODEL_API_KEY; META_API_KEY wins when both are set. */
+    MODEL_API_KEY: optionalString,
+    META_BASE_URL: url.default(META_MODEL_API_URL),
+    META_ALLOW_CONTRIBUTOR_MODELS: z.stringbool().default(false),
+    META_WEB_SEARCH: z.stringbool().default(false),
     MODEL_CAPABILITIES: parsedWith(parseCapabilityOverrides),
     MODEL_COSTS: parsedWith(parseCostOverrides),
     MODEL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
@@ -304,12 +309,18 @@ const schema = z
       if (name !== "MODELS_INSTANT" && chain.length > 0 && c.MODELS_INSTANT.length === 0) {
         ctx.addIssue({ code: "custom", path: ["MODELS_INSTANT"], message: `is required when ${name} is set (it is the default answer)` });
       }
-      for (const [provider, variable] of [["openai-compatible", "OPENAI_COMPATIBLE_BASE_URL"], ["meta", "META_API_KEY"]] as const) {
-        if (chain.some((m) => m.provider === provider) && !c[variable]) {
-          ctx.addIssue({ code: "custom", path: [variable], message: `is required when ${name} uses the ${provider} provider` });
-        }
+      if (chain.some((m) => m.provider === "openai-compatible") && !c.OPENAI_COMPATIBLE_BASE_URL) {
+        ctx.addIssue({ code: "custom", path: ["OPENAI_COMPATIBLE_BASE_URL"], message: `is required when ${name} uses the openai-compatible provider` });
+      }
+      if (chain.some((m) => m.provider === "meta") && !c.META_API_KEY && !c.MODEL_API_KEY) {
+        ctx.addIssue({ code: "custom", path: ["META_API_KEY"], message: `is required when ${name} uses the meta provider (MODEL_API_KEY, Meta's own name, works too)` });
+      }
+      const contributor = chain.find((m) => m.provider === "meta" && isContributorModel(m.model));
+      if (contributor && !c.META_ALLOW_CONTRIBUTOR_MODELS) {
+        ctx.addIssue({ code: "custom", path: [name], message: contributorRefusal(contributor.model) });
       }
     }
+    if (isRetiredLlamaApi(c.META_BASE_URL)) ctx.addIssue({ code: "custom", path: ["META_BASE_URL"], message: RETIRED_LLAMA_API });
     if (c.CONTEMPLATE_AGENTS !== undefined && c.MODELS_CONTEMPLATING.length > c.CONTEMPLATE_AGENTS) {
       ctx.addIssue({
         code: "custom",
@@ -321,6 +332,14 @@ const schema = z
       ctx.addIssue({ code: "custom", path: ["TOOLS"], message: "url_reader fetches web pages; turn it on with TOOLS_URL_READER=true" });
     }
   });
+
+const RETIRED_LLAMA_API =
+  `points at Meta's Llama API (api.llama.com), which Meta retired on 2026-07-06. Muse Spark is served by Meta's Model ` +
+  `API: unset META_BASE_URL (the default is ${META_MODEL_API_URL}) and set META_API_KEY to a key from the Model API dashboard.`;
+
+const contributorRefusal = (model: string) =>
+  `uses meta:${model}, a -contributor model: Meta may train on what is sent to it, and here that is your users' private ` +
+  `messages. Use the model without -contributor, or set META_ALLOW_CONTRIBUTOR_MODELS=true if your users have agreed to that.`;
 
 export type Config = ReturnType<typeof toConfig>;
 
@@ -396,7 +415,7 @@ function toConfig(e: z.output<typeof schema>) {
       google: { apiKey: e.GOOGLE_GENERATIVE_AI_API_KEY },
       ollama: { baseURL: e.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434" },
       openaiCompatible: { baseURL: e.OPENAI_COMPATIBLE_BASE_URL, apiKey: e.OPENAI_COMPATIBLE_API_KEY },
-      meta: { baseURL: e.META_BASE_URL, apiKey: e.META_API_KEY },
+      meta: { baseURL: e.META_BASE_URL, apiKey: e.META_API_KEY ?? e.MODEL_API_KEY, webSearch: e.META_WEB_SEARCH },
     },
     access: {
       policy: e.ACCESS_POLICY,

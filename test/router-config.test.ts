@@ -31,7 +31,7 @@ describe("model configuration", () => {
     });
     expect(config.contemplate).toEqual({ agents: 3, agentTimeoutMs: 90_000, maxOutputTokens: 4_096, budgetTokens: 12_000 });
     expect(config.tools).toEqual({ enabled: ["time", "calculator"], maxSteps: 5, timeZone: "UTC" });
-    expect(config.providers.meta).toEqual({ baseURL: "https://api.llama.com/compat/v1", apiKey: undefined });
+    expect(config.providers.meta).toEqual({ baseURL: "https://api.meta.ai/v1", apiKey: undefined, webSearch: false });
   });
 
   it("reads one chain per agent separated by |, and the other mode settings", () => {
