@@ -56,10 +56,11 @@ const TABLE: Array<[RegExp, ModelCapabilities]> = [
   [/^anthropic:claude/, caps(200_000, "images", "tools")],
   [/^google:gemini-(2\.5|[3-9])/, caps(1_000_000, "images", "tools", "reasoning")],
   [/^google:gemini/, caps(1_000_000, "images", "tools")],
-  // Meta's API (Muse Spark, Llama 4). Unverified figures; adjust with MODEL_CAPABILITIES.
-  [/^meta:.*muse/i, caps(128_000, "images", "tools", "reasoning")],
-  [/^meta:.*llama-?4/i, caps(128_000, "images", "tools")],
-  [/^meta:/, caps(128_000, "tools")],
+  // Meta's Model API: Muse Spark 1.1 and 1.2 (text, image and PDF in; 131,072 tokens out), 1.3 and Muse Ember 1.0
+  // (text and image in), their -contributor variants alike; all reason and call tools, over 1,048,576 tokens.
+  [/^meta:muse-(spark-1\.[1-3]|ember-1\.0)(-contributor)?$/i, caps(1_048_576, "images", "tools", "reasoning")],
+  [/^meta:muse/i, caps(128_000, "images", "tools", "reasoning")],
+  [/^meta:/, caps(128_000, "tools", "reasoning")],
   [LOCAL_VISION, caps(32_768, "images")],
   [LOCAL_REASONING, caps(32_768, "tools", "reasoning")],
   [LOCAL_TOOLS, caps(32_768, "tools")],
