@@ -9,7 +9,7 @@ import { createProviderLimiters, PRIORITY, type ConcurrencySettings } from "./li
 import { refId, type ModelRef, type ProviderName } from "./providers.ts";
 import { callShape } from "./reasoning.ts";
 import { stripTemplateTokens, stripTemplateTokensFrom } from "./template-tokens.ts";
-import type { ModelFactory } from "./registry.ts";
+import type { ModelFactory, ProviderTools } from "./registry.ts";
 
 /**
  * Calls the first model of a chain that can take the request and answers.
@@ -21,7 +21,9 @@ import type { ModelFactory } from "./registry.ts";
  *   `maxRetryAfterMs` moves on instead) or an exponential backoff. Anything else moves to the next entry.
  * - A circuit breaker per provider skips a provider after repeated failures (see breaker.ts); `health()` shows them.
  * - A limiter per provider bounds concurrent calls, answers before contemplation sub-agents (see limits.ts).
- * - Tools go only to models that take tools; reasoning options only to models that reason (see reasoning.ts).
+ * - Tools go only to models that take tools; reasoning options only to models that reason (see reasoning.ts). A
+ *   provider's own server-side tools (Meta's web search) go to its models' answers and sub-agents, and the sources
+ *   they cite come back with the answer.
  * - Self-hosted servers (ollama, openai-compatible) get the prompt without chat-template tokens (template-tokens.ts).
  *
  * If text had already been streamed when a model failed, `onReset` tells the caller to forget it before the next
@@ -45,6 +47,14 @@ export interface ToolUse {
   input: unknown;
   outputChars?: number;
   error?: string;
+  /** The pages a provider-run search found (Meta's web search). */
+  sources?: string[];
+}
+
+/** A page the answer cites, from the provider's own web search. */
+export interface Source {
+  url: string;
+  title?: string;
 }
 
 export interface CallRecord extends CallTrace {
@@ -93,6 +103,8 @@ export interface ModelAnswer {
   tokensOut?: number;
   costUsd?: number;
   reasoning?: string;
+  /** Pages the answer cites (from a provider's web search), in the order first cited. */
+  sources?: Source[];
 }
 
 /** A provider's state as the admin page shows it. */
@@ -149,6 +161,8 @@ export interface RouterOptions {
   /** Every configured model, where a request looks when no model of its chain has what it requires. */
   pool?: readonly ModelRef[];
   models: ModelFactory;
+  /** Tools a provider runs itself (see registry.ts), offered to its models beside the request's tools. */
+  providerTools?: ProviderTools;
   record: (call: CallRecord) => Promise<unknown>;
   log: Logger;
   /** Longest a single try may take, stream included. */
@@ -238,7 +252,9 @@ export function createRouter(options: RouterOptions): ModelRouter {
   /** One try: streams the whole answer inside the provider's limiter slot. */
   const tryOnce = async (ref: ModelRef, request: ModelRequest, progress: Progress, started: number): Promise<void> => {
     const caps = capabilities(ref);
-    const tools = request.tools && caps.tools && Object.keys(request.tools).length > 0 ? request.tools : undefined;
+    const own = request.trace.purpose === "answer" || request.trace.purpose === "agent" ? options.providerTools?.(ref) : undefined;
+    const offered = { ...own, ...request.tools };
+    const tools = caps.tools && Object.keys(offered).length > 0 ? offered : undefined;
     const shape = callShape(ref, {
       reasoning: request.reasoning === true && caps.reasoning,
       maxOutputTokens: request.maxOutputTokens ?? maxOutputTokens,
@@ -312,7 +328,7 @@ export function createRouter(options: RouterOptions): ModelRouter {
       try {
         await limiters.schedule(ref.provider, PRIORITY[request.trace.purpose], request.signal, () => tryOnce(ref, request, progress, started));
         breaker.success(trial);
-        const costUsd = cost(ref, progress.tokensIn ?? 0, progress.tokensOut ?? 0);
+        const costUsd = cost(ref, progress.tokensIn ?? 0, progress.tokensOut ?? 0, progress.cachedIn);
         recordAnswered({
           ...base,
           latencyMs: Math.round(performance.now() - started),
@@ -324,7 +340,15 @@ export function createRouter(options: RouterOptions): ModelRouter {
           reasoning: progress.reasoning || undefined,
           tools: progress.tools.length > 0 ? progress.tools : undefined,
         });
-        return { text: progress.text, ref, tokensIn: progress.tokensIn, tokensOut: progress.tokensOut, costUsd, reasoning: progress.reasoning || undefined };
+        return {
+          text: progress.text,
+          ref,
+          tokensIn: progress.tokensIn,
+          tokensOut: progress.tokensOut,
+          costUsd,
+          reasoning: progress.reasoning || undefined,
+          sources: progress.sources.length > 0 ? progress.sources : undefined,
+        };
       } catch (error) {
         if (request.signal.aborted) {
           breaker.release(trial);
@@ -408,12 +432,21 @@ interface Progress {
   text: string;
   reasoning: string;
   tools: ToolUse[];
+  sources: Source[];
   firstTokenMs?: number;
   tokensIn?: number;
+  /** The part of tokensIn read from the provider's prompt cache. */
+  cachedIn?: number;
   tokensOut?: number;
 }
 
-const newProgress = (): Progress => ({ emitted: false, text: "", reasoning: "", tools: [] });
+const newProgress = (): Progress => ({ emitted: false, text: "", reasoning: "", tools: [], sources: [] });
+
+/** Keeps a cited page once, in the order first cited; only http(s) addresses. */
+function addSource(progress: Progress, url: string, title: string | undefined): void {
+  if (!/^https?:\/\//i.test(url) || progress.sources.some((s) => s.url === url)) return;
+  progress.sources.push(title ? { url, title } : { url });
+}
 
 type LanguageModelV3 = Extract<LanguageModel, { specificationVersion: "v3" }>;
 type ProviderOptions = Parameters<typeof streamText>[0]["providerOptions"];
@@ -465,11 +498,15 @@ async function streamOneStep(model: LanguageModelV3, call: PreparedCall, sink: S
         case "reasoning-delta":
           sink.onReasoning(part.delta);
           break;
+        case "source":
+          if (part.sourceType === "url") addSource(sink.progress, part.url, part.title);
+          break;
         case "error":
           throw part.error;
         case "finish": {
           const usage = asLanguageModelUsage(part.usage);
           sink.progress.tokensIn = usage.inputTokens;
+          sink.progress.cachedIn = usage.inputTokenDetails.cacheReadTokens;
           sink.progress.tokensOut = usage.outputTokens;
           break;
         }
@@ -508,6 +545,9 @@ async function streamSteps(
       case "reasoning-delta":
         sink.onReasoning(part.text);
         break;
+      case "source":
+        if (part.sourceType === "url") addSource(progress, part.url, part.title);
+        break;
       case "tool-call": {
         const use: ToolUse = { name: part.toolName, input: part.input };
         uses.set(part.toolCallId, use);
@@ -516,7 +556,10 @@ async function streamSteps(
       }
       case "tool-result": {
         const use = uses.get(part.toolCallId);
-        if (use) use.outputChars = (typeof part.output === "string" ? part.output : JSON.stringify(part.output) ?? "").length;
+        if (use) {
+          use.outputChars = (typeof part.output === "string" ? part.output : JSON.stringify(part.output) ?? "").length;
+          if (part.providerExecuted) Object.assign(use, searchRecord(part.output));
+        }
         break;
       }
       case "tool-error": {
@@ -530,10 +573,21 @@ async function streamSteps(
         throw new Error("aborted");
       case "finish":
         progress.tokensIn = part.totalUsage.inputTokens;
+        progress.cachedIn = part.totalUsage.inputTokenDetails?.cacheReadTokens;
         progress.tokensOut = part.totalUsage.outputTokens;
         break;
     }
   }
+}
+
+/** What a provider-run web search looked for and found, as its result reports it (the SDK's web search output). */
+function searchRecord(output: unknown): Partial<ToolUse> {
+  if (typeof output !== "object" || output === null) return {};
+  const { action, sources } = output as { action?: unknown; sources?: unknown };
+  const urls = Array.isArray(sources)
+    ? sources.flatMap((s: unknown) => (typeof s === "object" && s !== null && typeof (s as { url?: unknown }).url === "string" ? [(s as { url: string }).url] : []))
+    : [];
+  return { ...(action !== undefined ? { input: action } : {}), ...(urls.length > 0 ? { sources: urls } : {}) };
 }
 
 class AttemptFailed extends Error {

@@ -1,6 +1,6 @@
 import { errorMessage } from "../core/errors.ts";
 import { estimateTokens } from "../models/tokens.ts";
-import { ModelUnavailableError, NoCapableModelError, type CallRecord } from "../models/router.ts";
+import { ModelUnavailableError, NoCapableModelError, type CallRecord, type Source } from "../models/router.ts";
 import {
   agentSystem,
   angleOf,
@@ -10,7 +10,7 @@ import {
   type DraftForSynthesis,
   type MissingAngle,
 } from "./contemplate-prompts.ts";
-import { failureResult, streamOn } from "./single-call.ts";
+import { failureResult, streamOn, withSources } from "./single-call.ts";
 import { runThinking } from "./thinking.ts";
 import type { ModeContext, ModeResult } from "./types.ts";
 
@@ -24,7 +24,7 @@ import type { ModeContext, ModeResult } from "./types.ts";
  */
 
 type AgentOutcome =
-  | ({ type: "draft"; tokensIn?: number; tokensOut?: number; costUsd?: number } & DraftForSynthesis)
+  | ({ type: "draft"; tokensIn?: number; tokensOut?: number; costUsd?: number; sources?: Source[] } & DraftForSynthesis)
   | ({ type: "failed" } & MissingAngle);
 
 class BudgetExhausted extends Error {
@@ -84,7 +84,16 @@ export async function runContemplating(ctx: ModeContext): Promise<ModeResult> {
         },
         onReset: () => (partial = ""),
       });
-      return { type: "draft", label: angle.label, text: answer.text, cutOff: false, tokensIn: answer.tokensIn, tokensOut: answer.tokensOut, costUsd: answer.costUsd };
+      return {
+        type: "draft",
+        label: angle.label,
+        text: answer.text,
+        cutOff: false,
+        tokensIn: answer.tokensIn,
+        tokensOut: answer.tokensOut,
+        costUsd: answer.costUsd,
+        sources: answer.sources,
+      };
     } catch (error) {
       if (ctx.signal.aborted || error instanceof NoCapableModelError) throw error;
       if (budget.signal.aborted && partial.trim() !== "") return { type: "draft", label: angle.label, text: partial, cutOff: true };
@@ -151,7 +160,8 @@ export async function runContemplating(ctx: ModeContext): Promise<ModeResult> {
       tokensOut: all.tokensOut,
       costUsd: all.costUsd,
     });
-    return { type: "answer", mode: "contemplating", text: answer.text };
+    const sources = [...drafts.flatMap((d) => d.sources ?? []), ...(answer.sources ?? [])];
+    return { type: "answer", mode: "contemplating", text: withSources(ctx, answer.text, sources) };
   } catch (error) {
     if (ctx.signal.aborted || error instanceof NoCapableModelError) {
       await close({ error: ctx.signal.aborted ? "cancelled" : errorMessage(error) });

@@ -1,5 +1,6 @@
 import type { ModelRef } from "../models/providers.ts";
 import { ModelUnavailableError, NoCapableModelError, type CallPurpose, type ModelAnswer } from "../models/router.ts";
+import { sourcesFooter } from "./sources.ts";
 import type { ModeContext, ModeName, ModeResult } from "./types.ts";
 
 /** One streamed call on a chain: what Instant and Thinking are, and Contemplating's fallback. */
@@ -9,7 +10,7 @@ export async function answerOnce(
 ): Promise<ModeResult> {
   try {
     const answer = await streamOn(ctx, { ...o, purpose: "answer" });
-    return { type: "answer", mode: o.mode, text: answer.text };
+    return { type: "answer", mode: o.mode, text: withSources(ctx, answer.text, answer.sources) };
   } catch (error) {
     return failureResult(error);
   }
@@ -32,6 +33,13 @@ export function streamOn(
     onDelta: (delta) => ctx.output.push(delta),
     onReset: () => ctx.output.reset(),
   });
+}
+
+/** The answer with the pages its web search cited after it, streamed to the user too. */
+export function withSources(ctx: ModeContext, text: string, sources: ModelAnswer["sources"]): string {
+  const footer = sourcesFooter(sources);
+  if (footer) ctx.output.push(footer);
+  return text + footer;
 }
 
 /** Maps the router's errors to results; anything else (cancellation, a bug) is thrown on. */
