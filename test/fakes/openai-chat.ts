@@ -46,12 +46,12 @@ export function wantsStreamUsage(body: unknown): boolean {
 }
 
 function usageJson(answer: Answer): Json {
-  const { promptTokens, completionTokens, reasoningTokens } = answer.usage;
+  const { promptTokens, completionTokens, reasoningTokens, cachedTokens } = answer.usage;
   return {
     prompt_tokens: promptTokens,
     completion_tokens: completionTokens,
     total_tokens: promptTokens + completionTokens,
-    prompt_tokens_details: { cached_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: cachedTokens },
     completion_tokens_details: { reasoning_tokens: reasoningTokens },
   };
 }

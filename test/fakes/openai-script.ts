@@ -19,7 +19,10 @@ export interface ReplyScript {
   delayMs?: number;
   /** Wait before each delta of a stream. */
   chunkDelayMs?: number;
-  usage?: { promptTokens?: number; completionTokens?: number; reasoningTokens?: number };
+  /** `cachedTokens` is the part of the prompt read from the prompt cache (reported within promptTokens). */
+  usage?: { promptTokens?: number; completionTokens?: number; reasoningTokens?: number; cachedTokens?: number };
+  /** Responses API only: a server-side web search before the answer, whose sources the text cites. */
+  webSearch?: { query: string; sources: { url: string; title: string }[] };
   /** The raw finish reason; default `tool_calls` when there are tool calls, else `stop`. */
   finishReason?: string;
   /** Send this many deltas (text, reasoning or tool-argument pieces), then destroy the socket. */
@@ -68,7 +71,8 @@ export interface Answer {
   reasoningPieces: string[];
   toolCalls: { id: string; name: string; arguments: string }[];
   finishReason: string;
-  usage: { promptTokens: number; completionTokens: number; reasoningTokens: number };
+  usage: { promptTokens: number; completionTokens: number; reasoningTokens: number; cachedTokens: number };
+  webSearch: ReplyScript["webSearch"];
   cutAfterChunks: number | undefined;
 }
 
@@ -117,6 +121,7 @@ export function resolveAnswer(
     arguments: typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments ?? {}),
   }));
   const reasoningTokens = script.usage?.reasoningTokens ?? (reasoning ? estimateTokens(reasoning) : 0);
+  const promptTokens = script.usage?.promptTokens ?? estimateTokens(prompt);
   const outputTokens = estimateTokens(text + toolCalls.map((call) => call.name + call.arguments).join(""));
   return {
     model: summary.model ?? "unknown",
@@ -127,10 +132,12 @@ export function resolveAnswer(
     toolCalls,
     finishReason: script.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop"),
     usage: {
-      promptTokens: script.usage?.promptTokens ?? estimateTokens(prompt),
+      promptTokens,
       completionTokens: script.usage?.completionTokens ?? outputTokens + reasoningTokens,
       reasoningTokens,
+      cachedTokens: Math.min(script.usage?.cachedTokens ?? 0, promptTokens),
     },
+    webSearch: script.webSearch,
     cutAfterChunks: script.cutAfterChunks,
   };
 }

@@ -19,7 +19,8 @@ import {
   unauthorized,
   type ParsedRequest,
 } from "./openai-http.ts";
-import { responseEvents, responseObject, responseOutput } from "./openai-responses.ts";
+import { metaRefusal } from "./meta-model-api.ts";
+import { requestedIncludes, responseEvents, responseObject, responseOutput } from "./openai-responses.ts";
 import { isErrorScript, isHangScript, resolveAnswer, type RequestSummary, type Script, type SseEvent } from "./openai-script.ts";
 
 export type { ErrorScript, HangScript, ReplyScript, RequestSummary, Script, ToolCallScript } from "./openai-script.ts";
@@ -29,6 +30,8 @@ export interface FakeOpenAIServerOptions {
   apiKey?: string;
   /** Models listed by `GET /v1/models`, besides every model that has a script. */
   models?: string[];
+  /** Answer a Responses API request the way Meta's Model API does when it breaks Meta's wire rules: HTTP 400. */
+  wireRules?: "meta";
 }
 
 /** How a request ended: answered in full, dropped by the client, cut by a `cutAfterChunks` script, or by `close()`. */
@@ -122,6 +125,8 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
     if (record.api === "unknown") {
       return sendError(res, { status: 404, message: `Invalid URL (${route})`, code: null });
     }
+    const refused = options.wireRules === "meta" && record.api === "responses" ? metaRefusal(record.body) : undefined;
+    if (refused) return sendError(res, { status: 400, message: refused, type: "invalid_request_error", code: null });
     const missing = parsed.itemReferences.find((id) => !storedItems.has(id));
     if (missing) return sendError(res, { status: 404, message: `Item with id '${missing}' not found.`, code: null });
 
@@ -152,7 +157,7 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
       if (!record.stream) return answer.cutAfterChunks !== undefined ? conn.cut() : sendJson(res, 200, chatCompletion(answer, id, created));
       events = chatCompletionEvents(answer, id, created, wantsStreamUsage(record.body));
     } else {
-      const output = responseOutput(answer, nextId);
+      const output = responseOutput(answer, nextId, requestedIncludes(record.body));
       output.forEach((item) => storedItems.add(String(item.id)));
       const response = responseObject(answer, nextId("resp"), created, output);
       if (!record.stream) return answer.cutAfterChunks !== undefined ? conn.cut() : sendJson(res, 200, response);
