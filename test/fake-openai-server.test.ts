@@ -3,6 +3,8 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { APICallError, experimental_transcribe, generateText, stepCountIs, streamText, tool, type TextStreamPart, type ToolSet } from "ai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { createProviderTools } from "../src/models/registry.ts";
+import { providersFor, ref } from "./fakes/openai-providers.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer, type ScriptSource } from "./fakes/openai-server.ts";
 
 const apiKey = "sk-test-fake";
@@ -359,6 +361,65 @@ describe("fake OpenAI server: Responses API", () => {
       }),
     );
     expect(forged).toMatchObject({ statusCode: 404, message: "Item with id 'msg_unknown' not found." });
+  });
+});
+
+describe("fake OpenAI server: Responses API, Meta's Model API features", () => {
+  it("reports cached input tokens, and encrypted reasoning when include asks for it", async () => {
+    fake.reply("resp-cached", { text: "cached", reasoning: "thought", usage: { promptTokens: 50, cachedTokens: 20, completionTokens: 5 } });
+    const result = await generateText({
+      model: openai().responses("resp-cached"),
+      prompt: "hi",
+      providerOptions: { openai: { store: false, forceReasoning: true, reasoningEffort: "low" } },
+    });
+    expect(result.usage).toMatchObject({ inputTokens: 50, inputTokenDetails: { cacheReadTokens: 20, noCacheTokens: 30 }, outputTokens: 5 });
+    expect(fake.lastRequest()?.body).toMatchObject({ store: false, include: ["reasoning.encrypted_content"] });
+    expect(result.reasoning[0]?.providerMetadata?.openai?.reasoningEncryptedContent).toEqual(expect.any(String));
+  });
+
+  it.each([
+    ["generateText", false],
+    ["streamText", true],
+  ])("runs a server-side web search with %s: the call, its sources and the url citations", async (_name, streamed) => {
+    const model = `resp-search-${streamed}`;
+    fake.reply(model, { webSearch: { query: "q", sources: [{ url: "https://example.org/a", title: "A" }] }, text: "Found it." });
+    // Parley's own web search tool set: the SDK's provider-defined web_search.
+    const providers = providersFor(fake.url);
+    const tools = createProviderTools({ ...providers, meta: { ...providers.meta, webSearch: true } })(ref("meta:any"))!;
+    const options = { model: openai().responses(model), prompt: "search", tools };
+    const result = streamed ? streamText(options) : await generateText(options);
+    expect(await result.text).toBe("Found it.");
+    expect((await result.sources).map((source) => (source.sourceType === "url" ? [source.url, source.title] : []))).toEqual([["https://example.org/a", "A"]]);
+    const [search] = (await result.steps)[0]!.toolResults;
+    expect(search).toMatchObject({ toolName: "web_search", providerExecuted: true, output: { action: { type: "search", query: "q" }, sources: [{ type: "url", url: "https://example.org/a" }] } });
+    expect(fake.lastRequest()?.body).toMatchObject({ tools: [{ type: "web_search" }], include: ["web_search_call.action.sources"] });
+  });
+
+  it.each([
+    [{ reasoning: { effort: "none" } }, "reasoning.effort"],
+    [{ tool_choice: "required" }, "tool_choice"],
+    [{ tool_choice: { type: "function", name: "x" } }, "tool_choice"],
+    [{ stop: ["END"] }, "stop"],
+    [{ store: true }, "store"],
+  ])("as Meta's Model API, answers 400 to %j", async (extra, field) => {
+    const meta = await startFakeOpenAIServer({ wireRules: "meta" });
+    try {
+      const response = await fetch(`${meta.url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "muse-spark-1.2", input: "hi", ...extra }),
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: { message: string } }).error.message).toContain(field);
+      const ok = await fetch(`${meta.url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "muse-spark-1.2", input: "hi", store: false, tool_choice: "auto", reasoning: { effort: "minimal" } }),
+      });
+      expect(ok.status).toBe(200);
+    } finally {
+      await meta.close();
+    }
   });
 });
 
