@@ -176,7 +176,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     else workers?.wake();
   };
 
-  routers.push({ path: "/metrics", router: createMetricsHandler(metrics, config.metrics.token), method: "get" });
+  routers.push({ path: "/metrics", router: createMetricsHandler(metrics, config.metrics.token, clients), method: "get" });
   const app = createHttpApp({
     routers,
     clients,
