@@ -152,6 +152,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
       logSink: options.logSink,
       password: config.admin.password,
       host: config.http.host,
+      clients,
       log,
       providerHealth: router ? () => router.health() : undefined,
       quotaDefaults: config.quotas,
