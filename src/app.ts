@@ -14,6 +14,8 @@ import { createConversationStore } from "./conversation/store.ts";
 import type { ChannelAdapter, ChannelName, InboundMessage } from "./core/types.ts";
 import { openDatabase, type Database } from "./db/client.ts";
 import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/server.ts";
+import { createClients } from "./http/client.ts";
+import { trustsAddress } from "./http/trust-proxy.ts";
 import { createAlbums } from "./inbox/albums.ts";
 import { createInbox, type Accepted } from "./inbox/inbox.ts";
 import { startWorkers, type WorkerPool } from "./inbox/workers.ts";
@@ -99,6 +101,8 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   /** Channels whose adapter runs in another process of the cluster right now: their messages are left to it. */
   const elsewhere = new Map<ChannelName, () => boolean>();
   const routers: HttpAppOptions["routers"] = [];
+  /** Who sent a request (TRUST_PROXY): every route reads the client's address and HTTPS from here or req.ip/req.secure. */
+  const clients = createClients(trustsAddress(config.http.trustProxy));
   const web = createWebChannel({ log, dataDir: config.dataDir, maxUploadBytes: config.media.maxBytes });
   adapters.set("web", web.adapter);
   routers.push({ path: "/chat", router: web.router });
@@ -149,6 +153,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
       logSink: options.logSink,
       password: config.admin.password,
       host: config.http.host,
+      clients,
       log,
       providerHealth: router ? () => router.health() : undefined,
       quotaDefaults: config.quotas,
@@ -173,9 +178,11 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     else workers?.wake();
   };
 
-  routers.push({ path: "/metrics", router: createMetricsHandler(metrics, config.metrics.token), method: "get" });
+  routers.push({ path: "/metrics", router: createMetricsHandler(metrics, config.metrics.token, clients), method: "get" });
   const app = createHttpApp({
     routers,
+    clients,
+    log,
     readiness: async () => {
       // States only: a detail can carry a login QR code, which must not be readable by anyone who can reach /readyz.
       const channels = Object.fromEntries([...adapters].map(([name, adapter]) => [name, adapter.status().state]));

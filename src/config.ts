@@ -18,6 +18,7 @@ import { parseCapabilityOverrides, type Parsed } from "./models/capabilities.ts"
 import { parseCostOverrides } from "./models/costs.ts";
 import { isContributorModel, isRetiredLlamaApi, META_MODEL_API_URL } from "./models/meta.ts";
 import { PROVIDERS, type ModelRef, type ProviderName } from "./models/providers.ts";
+import { parseTrustProxy } from "./http/trust-proxy.ts";
 import { TOOL_NAMES } from "./tools/registry.ts";
 
 /**
@@ -172,6 +173,7 @@ const schema = z
   .object({
     PORT: port.default(3000),
     HOST: z.string().trim().min(1).default("127.0.0.1"),
+    TRUST_PROXY: parsedWith(parseTrustProxy),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     DATABASE_URL: optionalString.pipe(z.string().regex(/^postgres(ql)?:\/\//, "must start with postgres://").optional()),
     PARLEY_DATA_DIR: z.string().trim().min(1).default("./data"),
@@ -363,7 +365,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotenvPath = ".
 
 function toConfig(e: z.output<typeof schema>) {
   return {
-    http: { port: e.PORT, host: e.HOST },
+    http: { port: e.PORT, host: e.HOST, trustProxy: e.TRUST_PROXY },
     logLevel: e.LOG_LEVEL,
     database: e.DATABASE_URL ? { kind: "postgres" as const, url: e.DATABASE_URL } : { kind: "pglite" as const, dataDir: e.PARLEY_DATA_DIR },
     dataDir: e.PARLEY_DATA_DIR,

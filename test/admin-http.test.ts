@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startParley, type Parley } from "../src/app.ts";
@@ -603,7 +604,7 @@ describe.each(DATABASE_KINDS)("admin over HTTP on %s", (kind) => {
     }
   });
 
-  it("rate-limits failed sign-ins per socket address, whatever X-Forwarded-For says", async () => {
+  it("rate-limits failed sign-ins per socket address, whatever X-Forwarded-For says; another address still signs in", async () => {
     const login = await get("/admin/login");
     const formCookie = cookieOf(login)!;
     const token = csrfOf(await login.text());
@@ -620,6 +621,122 @@ describe.each(DATABASE_KINDS)("admin over HTTP on %s", (kind) => {
     expect(await blocked.text()).toContain("Too many failed sign-ins");
     expect(cookieOf(blocked)).toBeUndefined();
     expect(h.lines.join("")).toContain("admin sign-in failed");
+    // The operator hears, once, that forwarding headers come from a hop TRUST_PROXY does not name.
+    expect(h.lines.filter((line) => line.includes("from a hop TRUST_PROXY does not name"))).toHaveLength(1);
+    // Another socket address is another client: the lockout of 127.0.0.1 is not everyone's.
+    const other = await signInFrom(base, "127.0.0.2");
+    expect(other.status).toBe(303);
+    // An untrusted hop's X-Forwarded-Proto does not make the cookie Secure (nor does anything else on plain HTTP).
+    expect(other.cookie).not.toMatch(/Secure/);
+  });
+});
+
+/** One HTTP exchange with full control of the headers and of the local address the client connects from. */
+function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {},
+): Promise<{ status: number; setCookies: string[]; body: string; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method ?? "GET", headers: options.headers, localAddress: options.localAddress }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, setCookies: res.headers["set-cookie"] ?? [], body, headers: res.headers }));
+    });
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
+const adminCookie = (setCookies: string[]) => setCookies.find((c) => c.startsWith("parley_admin="));
+
+/** Fetches the sign-in form and posts `password` (default: the right one) from `localAddress`, with `headers` on both. */
+async function signInFrom(base: string, localAddress: string, headers: Record<string, string> = {}, password = PASSWORD) {
+  const form = await send(`${base}/admin/login`, { headers, localAddress });
+  const formCookie = adminCookie(form.setCookies)!;
+  const res = await send(`${base}/admin/login`, {
+    method: "POST",
+    localAddress,
+    headers: { ...headers, "content-type": "application/x-www-form-urlencoded", cookie: formCookie.split(";")[0]! },
+    body: new URLSearchParams({ _csrf: csrfOf(form.body), password }).toString(),
+  });
+  return { status: res.status, cookie: adminCookie(res.setCookies), formCookie, body: res.body, headers: res.headers };
+}
+
+describe("admin sign-in behind a trusted reverse proxy (TRUST_PROXY=loopback)", () => {
+  let testDb: TestDatabase;
+  let h: Harness;
+  let base: string;
+  /** A form session to post guesses with: the cookie and its CSRF token. */
+  let form: { cookie: string; token: string };
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(DATABASE_KINDS[DATABASE_KINDS.length - 1]!);
+    h = await startAdminParley(testDb, { ADMIN_PASSWORD: PASSWORD, TRUST_PROXY: "loopback" });
+    base = h.parley.url;
+    const login = await send(`${base}/admin/login`);
+    form = { cookie: adminCookie(login.setCookies)!.split(";")[0]!, token: csrfOf(login.body) };
+  }, 60_000);
+  afterAll(async () => {
+    await h?.parley.stop();
+    await testDb?.drop();
+  });
+
+  /** A sign-in attempt that came through the proxy from `client`. */
+  const attempt = (client: string, password: string, headers: Record<string, string> = {}) =>
+    send(`${base}/admin/login`, {
+      method: "POST",
+      headers: { "x-forwarded-for": client, "content-type": "application/x-www-form-urlencoded", cookie: form.cookie, ...headers },
+      body: new URLSearchParams({ _csrf: form.token, password }).toString(),
+    });
+
+  it("locks out the address that failed, not the right password from another address", async () => {
+    for (let i = 0; i < 10; i++) expect((await attempt("203.0.113.10", `guess number ${i}`)).status).toBe(401);
+    const locked = await attempt("203.0.113.10", PASSWORD);
+    expect(locked.status).toBe(429);
+    expect(locked.body).toContain("Too many failed sign-ins from your address");
+    // A client writing its own X-Forwarded-For to the proxy does not escape: the proxy appends the address it saw.
+    expect((await attempt("198.51.100.99, 203.0.113.10", PASSWORD)).status).toBe(429);
+
+    const other = await signInFrom(base, "127.0.0.1", { "x-forwarded-for": "203.0.113.20" });
+    expect(other.status).toBe(303);
+    expect(other.cookie).toBeDefined();
+
+    const logged = h.lines.join("");
+    expect(logged).toMatch(/"client":"203\.0\.113\.10".*admin sign-in failed/);
+    expect(logged).toMatch(/"client":"203\.0\.113\.20".*admin signed in/);
+    expect(logged).not.toContain("guess number");
+    expect(logged).not.toContain(PASSWORD);
+  });
+
+  it("makes the cookie Secure when the trusted proxy says the client used HTTPS", async () => {
+    const https = await signInFrom(base, "127.0.0.1", { "x-forwarded-for": "203.0.113.30", "x-forwarded-proto": "https" });
+    expect(https.status).toBe(303);
+    expect(https.formCookie).toMatch(/; Secure/);
+    expect(https.cookie).toMatch(/; Secure/);
+    const plain = await signInFrom(base, "127.0.0.1", { "x-forwarded-for": "203.0.113.31", "x-forwarded-proto": "http" });
+    expect(plain.status).toBe(303);
+    expect(plain.cookie).not.toMatch(/Secure/);
+  });
+
+  it("slows guessing from many addresses to a bounded rate, and still lets the right password in", async () => {
+    // At most 5 checks at once, then 2 per second, across all addresses: the k-th answer cannot come before (k-5)/2 s.
+    const started = performance.now();
+    const at: number[] = [];
+    const guesses = Array.from({ length: 13 }, (_, i) =>
+      attempt(`198.51.100.${i + 1}`, `flood guess ${i}`).then((res) => {
+        at.push(performance.now() - started);
+        return res.status;
+      }),
+    );
+    const right = signInFrom(base, "127.0.0.1", { "x-forwarded-for": "203.0.113.40" });
+    expect(await Promise.all(guesses)).toEqual(Array(13).fill(401));
+    expect((await right).status).toBe(303);
+    at.sort((a, b) => a - b);
+    at.forEach((ms, i) => expect(ms, `answer ${i + 1}`).toBeGreaterThanOrEqual(((i + 1 - 5) / 2) * 1000 - 25));
+    // The same address cannot queue a second guess while its first waits.
+    const [first, second] = await Promise.all([attempt("198.51.100.200", "twin 1"), attempt("198.51.100.200", "twin 2")]);
+    expect([first.status, second.status].sort()).toEqual([401, 429]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { request } from "node:http";
 import os from "node:os";
-import type { Request } from "express";
+import type { Client } from "../src/http/client.ts";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { metricsAccess } from "../src/observability/metrics.ts";
 import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
@@ -107,6 +107,49 @@ describe.each(DATABASE_KINDS)("/metrics through Parley's HTTP server on %s", (ki
     if (external) expect((await get(`http://${external}:${port}/metrics`, {}, external)).status).toBe(403);
   });
 
+  it("refuses a local request that carries any forwarding header or a Host that is not loopback", async () => {
+    await start();
+    const url = `${parley!.url}/metrics`;
+    expect((await get(url)).status).toBe(200);
+    expect((await get(url, { Host: "localhost:9090" })).status).toBe(200);
+    const refused: Array<Record<string, string>> = [
+      { "X-Forwarded-For": "203.0.113.9" },
+      { "X-Real-IP": "203.0.113.9" },
+      { "X-Forwarded-Host": "parley.example.com" },
+      { "X-Forwarded-Proto": "https" },
+      { "X-Forwarded-Port": "443" },
+      { "X-Forwarded-Server": "proxy" },
+      { Forwarded: "for=203.0.113.9;proto=https" },
+      { Via: "1.1 proxy" },
+      { "True-Client-IP": "203.0.113.9" },
+      { "CF-Connecting-IP": "203.0.113.9" },
+      { Host: "parley.example.com" },
+      { Host: "203.0.113.9:3000" },
+    ];
+    for (const headers of refused) {
+      const res = await get(url, headers);
+      expect(res.status, JSON.stringify(headers)).toBe(403);
+      expect(res.body).not.toContain("parley_");
+    }
+  });
+
+  it("with TRUST_PROXY, a request through the trusted proxy is a remote client and needs the token", async () => {
+    await start({ TRUST_PROXY: "loopback" });
+    const url = `${parley!.url}/metrics`;
+    expect((await get(url)).status).toBe(200);
+    expect((await get(url, { "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https" })).status).toBe(403);
+    // Even when the client behind the proxy is on this machine: the proxy is how the internet gets in.
+    expect((await get(url, { "X-Forwarded-For": "127.0.0.1" })).status).toBe(403);
+    // A trusted proxy that names no client (no X-Forwarded-For) still said it forwarded the request.
+    expect((await get(url, { "X-Forwarded-Host": "parley.example.com", "X-Forwarded-Proto": "https" })).status).toBe(403);
+    await parley!.stop();
+
+    await start({ TRUST_PROXY: "loopback", METRICS_TOKEN: TOKEN });
+    const tokenUrl = `${parley!.url}/metrics`;
+    expect((await get(tokenUrl, { "X-Forwarded-For": "203.0.113.9" })).status).toBe(401);
+    expect((await get(tokenUrl, { "X-Forwarded-For": "203.0.113.9", Authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+  });
+
   it("requires the bearer token when METRICS_TOKEN is set, from loopback too", async () => {
     await start({ METRICS_TOKEN: TOKEN });
     const url = `${parley!.url}/metrics`;
@@ -122,21 +165,35 @@ describe.each(DATABASE_KINDS)("/metrics through Parley's HTTP server on %s", (ki
 });
 
 describe("who may read /metrics", () => {
-  const req = (remoteAddress: string, headers: Record<string, string> = {}) =>
-    ({ socket: { remoteAddress }, get: (name: string) => headers[name.toLowerCase()] }) as unknown as Request;
+  const req = (address: string, via: Client["via"] = "direct", host = "127.0.0.1:3000", authorization?: string) => ({
+    client: { address, via },
+    host,
+    authorization,
+  });
 
   it.each([
-    ["127.0.0.1", {}, "ok"],
-    ["127.8.9.10", {}, "ok"],
-    ["::1", {}, "ok"],
-    ["::ffff:127.0.0.1", {}, "ok"],
-    ["10.1.2.3", {}, "forbidden"],
-    ["::ffff:192.168.1.4", {}, "forbidden"],
-    ["2001:db8::1", {}, "forbidden"],
-    ["127.0.0.1", { "x-forwarded-for": "198.51.100.7" }, "forbidden"],
-    ["127.0.0.1", { forwarded: "for=198.51.100.7" }, "forbidden"],
-  ])("without a token: %s %j is %s", (address, headers, verdict) => {
-    expect(metricsAccess(undefined)(req(address, headers))).toBe(verdict);
+    ["127.0.0.1", "direct", "127.0.0.1:3000", "ok"],
+    ["127.8.9.10", "direct", "localhost:3000", "ok"],
+    ["::1", "direct", "[::1]:3000", "ok"],
+    ["::ffff:127.0.0.1", "direct", "localhost", "ok"],
+    ["127.0.0.1", "direct", "LOCALHOST:9", "ok"],
+    ["10.1.2.3", "direct", "127.0.0.1:3000", "forbidden"],
+    ["::ffff:192.168.1.4", "direct", "127.0.0.1:3000", "forbidden"],
+    ["2001:db8::1", "direct", "127.0.0.1:3000", "forbidden"],
+    ["127.0.0.1", "untrusted-proxy", "127.0.0.1:3000", "forbidden"],
+    ["127.0.0.1", "trusted-proxy", "127.0.0.1:3000", "forbidden"],
+    ["127.0.0.1", "direct", "parley.example.com", "forbidden"],
+    ["127.0.0.1", "direct", "203.0.113.9:3000", "forbidden"],
+    ["127.0.0.1", "direct", "localhost.example.com", "forbidden"],
+    ["127.0.0.1", "direct", "127.0.0.1@evil.example", "forbidden"],
+    ["127.0.0.1", "direct", "[::1]:3000, evil.example", "forbidden"],
+    ["127.0.0.1", "direct", "", "forbidden"],
+  ] as const)("without a token: %s %s Host %j is %s", (address, via, host, verdict) => {
+    expect(metricsAccess(undefined)(req(address, via, host))).toBe(verdict);
+  });
+
+  it("without a token: a request without Host is refused", () => {
+    expect(metricsAccess(undefined)({ client: { address: "127.0.0.1", via: "direct" }, host: undefined, authorization: undefined })).toBe("forbidden");
   });
 
   it.each([
@@ -147,7 +204,6 @@ describe("who may read /metrics", () => {
     ["Bearer", "unauthorized"],
     [undefined, "unauthorized"],
   ])("with a token, from anywhere: %s is %s", (authorization, verdict) => {
-    const headers: Record<string, string> = authorization === undefined ? {} : { authorization };
-    expect(metricsAccess(TOKEN)(req("10.1.2.3", headers))).toBe(verdict);
+    expect(metricsAccess(TOKEN)(req("10.1.2.3", "untrusted-proxy", "parley.example.com", authorization))).toBe(verdict);
   });
 });

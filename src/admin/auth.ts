@@ -1,5 +1,7 @@
 import type { NextFunction, Request, Response } from "express";
+import type { Clients } from "../http/client.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { CheckQueue } from "./check-queue.ts";
 import { hasValidToken } from "./csrf.ts";
 import type { PageContext } from "./layout.ts";
 import { bodyText } from "./params.ts";
@@ -19,7 +21,11 @@ export const SESSION_COOKIE = "parley_admin";
 export interface AuthDeps {
   sessions: SessionStore;
   password: PasswordCheck;
+  /** Failures per client address: a locked-out address is refused before its password is looked at. */
   limiter: FailureLimiter;
+  /** Password checks across all addresses, at a bounded rate. */
+  checks: CheckQueue;
+  clients: Clients;
   log: Logger;
 }
 
@@ -64,7 +70,7 @@ function wantsStatusCode(req: Request): boolean {
 }
 
 export function createAuth(deps: AuthDeps) {
-  const { sessions, password, limiter, log } = deps;
+  const { sessions, password, limiter, checks, clients, log } = deps;
 
   /** Lets signed-in requests through (with `res.locals.session`); for POSTs the CSRF token must match as well. */
   const requireSignedIn = (req: Request, res: Response, next: NextFunction): void => {
@@ -99,8 +105,8 @@ export function createAuth(deps: AuthDeps) {
   };
 
   const signIn = async (req: Request, res: Response): Promise<void> => {
-    const client = req.socket.remoteAddress ?? "unknown";
-    const wait = limiter.retryAfterMs(client);
+    const client = clients.of(req);
+    const wait = limiter.retryAfterMs(client.key);
     const current = sessions.get(sessionIdOf(req));
     /** The session whose token the re-shown form carries (a new one when the request had none). */
     const formSession = () => {
@@ -109,13 +115,16 @@ export function createAuth(deps: AuthDeps) {
       setSessionCookie(req, res, session);
       return session;
     };
+    const refuse = (status: number, retryAfterSeconds: number, message: string) => {
+      res
+        .status(status)
+        .set("Retry-After", String(retryAfterSeconds))
+        .type("text/html; charset=utf-8")
+        .send(loginView(ctxOf(req, formSession()), message).value);
+    };
     if (wait > 0) {
       const minutes = Math.ceil(wait / 60_000);
-      res
-        .status(429)
-        .set("Retry-After", String(Math.ceil(wait / 1000)))
-        .type("text/html; charset=utf-8")
-        .send(loginView(ctxOf(req, formSession()), `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`).value);
+      refuse(429, Math.ceil(wait / 1000), `Too many failed sign-ins from your address. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`);
       return;
     }
     if (!hasValidToken(req, current)) {
@@ -126,18 +135,30 @@ export function createAuth(deps: AuthDeps) {
       return;
     }
     const candidate = bodyText(req, "password", 1024) ?? "";
-    // Counted as a failure before the (slow) check, so parallel guesses cannot all slip past the limit.
-    limiter.fail(client);
-    if (!(await password.verify(candidate))) {
-      log.warn({ client }, "admin sign-in failed");
+    const gone = new AbortController();
+    res.once("close", () => gone.abort());
+    const outcome = await checks.run(client.key, limiter.failures(client.key), gone.signal, () => password.verify(candidate));
+    if (outcome.type === "gone") return;
+    if (outcome.type === "busy") {
+      refuse(429, 1, "A sign-in from your address is being checked already. Wait for it, then try again.");
+      return;
+    }
+    if (outcome.type === "full") {
+      refuse(503, 60, "Too many sign-ins are waiting to be checked right now. Try again in a minute.");
+      return;
+    }
+    if (!outcome.value) {
+      limiter.fail(client.key);
+      log.warn({ client: client.address }, "admin sign-in failed");
+      if (limiter.retryAfterMs(client.key) > 0) log.warn({ client: client.address }, "admin sign-in locked for this address after repeated failures");
       res.status(401).type("text/html; charset=utf-8").send(loginView(ctxOf(req, formSession()), "Wrong password.").value);
       return;
     }
-    limiter.succeed(client);
+    limiter.succeed(client.key);
     // A new id at every sign-in: an id planted or seen before signing in is worth nothing after it.
     const session = sessions.signIn(current?.id);
     setSessionCookie(req, res, session);
-    log.info({ client }, "admin signed in");
+    log.info({ client: client.address }, "admin signed in");
     res.redirect(303, `${req.baseUrl}/`);
   };
 

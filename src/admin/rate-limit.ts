@@ -1,12 +1,15 @@
 /**
- * Failed sign-ins per client: after `max` failures within `windowMs`, every attempt from that client is refused
- * until the oldest failure leaves the window. The key is the socket's peer address — never X-Forwarded-For, which
- * any client can write. The map is capped so a flood of addresses cannot grow memory.
+ * Failed sign-ins per client address: after `max` failures within `windowMs`, every attempt from that address is
+ * refused until the oldest failure leaves the window; other addresses are not affected. The key is the client's
+ * limit key from src/http/client.ts: the socket's peer, or what a TRUST_PROXY hop said, never a header any client
+ * can write. The map is capped so a flood of addresses cannot grow memory.
  */
 
 export interface FailureLimiter {
   /** Milliseconds until this client may try again; 0 when it may try now. */
   retryAfterMs(key: string): number;
+  /** Failures of this client within the window. */
+  failures(key: string): number;
   fail(key: string): void;
   succeed(key: string): void;
 }
@@ -36,6 +39,9 @@ export function createFailureLimiter(options: FailureLimiterOptions): FailureLim
       const times = recent(key, at);
       if (times.length < options.max) return 0;
       return Math.max(1, times[times.length - options.max]! + options.windowMs - at);
+    },
+    failures(key) {
+      return recent(key, now()).length;
     },
     fail(key) {
       const at = now();

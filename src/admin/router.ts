@@ -4,6 +4,7 @@ import type { ConversationStore } from "../conversation/store.ts";
 import { isChannelName, isKey } from "../core/keys.ts";
 import type { ChannelAdapter, ChannelName } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
+import type { Clients } from "../http/client.ts";
 import { LOG_LEVELS, type LogSink } from "../observability/log-sink.ts";
 import type { Logger } from "../observability/logger.ts";
 import { assetsHandler } from "./assets.ts";
@@ -34,6 +35,7 @@ import {
 import { approvePairing, listPendingPairings, normalizeCode } from "../access/pairing.ts";
 import type { QuotaLimits } from "../quotas/guard.ts";
 import { createFailureLimiter } from "./rate-limit.ts";
+import { createCheckQueue } from "./check-queue.ts";
 import { createSessionStore, type Session } from "./sessions.ts";
 import { conversationListView, conversationView } from "./views-conversations.ts";
 import { refusedView } from "./views-login.ts";
@@ -56,6 +58,8 @@ export interface AdminDeps {
   /** The configured ADMIN_PASSWORD and HOST decide whether the page is on. */
   password: string | undefined;
   host: string;
+  /** Who sent a request (TRUST_PROXY): sign-in limits count per client address. */
+  clients: Clients;
   log: Logger;
   /** The model router's view of each provider (circuit breaker); shown on the overview when given. */
   providerHealth?: () => readonly ProviderHealth[];
@@ -64,10 +68,19 @@ export interface AdminDeps {
   clock?: () => Date;
   /** Signed-in sessions end after this long without a request. */
   sessionIdleMs?: number;
-  /** Failed sign-ins allowed per client address within `signInWindowMs` before sign-in is refused. */
+  /** Failed sign-ins allowed per client address within `signInWindowMs` before that address is refused. */
   signInFailures?: number;
   signInWindowMs?: number;
 }
+
+/** The sign-in limits the README states: per address, and across all addresses. */
+export const SIGN_IN_LIMITS = {
+  failuresPerAddress: 10,
+  windowMs: 15 * 60 * 1000,
+  checksPerSecond: 2,
+  checksBurst: 5,
+  maxWaiting: 100,
+};
 
 const NOTICES: Record<string, string> = {
   allowed: "The user is approved.",
@@ -95,8 +108,16 @@ export async function createAdminRouter(deps: AdminDeps): Promise<Router> {
   const { db } = deps;
   const clock = deps.clock ?? (() => new Date());
   const sessions = createSessionStore({ idleMs: deps.sessionIdleMs ?? 30 * 60 * 1000 });
-  const limiter = createFailureLimiter({ max: deps.signInFailures ?? 10, windowMs: deps.signInWindowMs ?? 5 * 60 * 1000 });
-  const auth = createAuth({ sessions, password: await createPasswordCheck(availability.password), limiter, log });
+  const limiter = createFailureLimiter({
+    max: deps.signInFailures ?? SIGN_IN_LIMITS.failuresPerAddress,
+    windowMs: deps.signInWindowMs ?? SIGN_IN_LIMITS.windowMs,
+  });
+  const checks = createCheckQueue({
+    perSecond: SIGN_IN_LIMITS.checksPerSecond,
+    burst: SIGN_IN_LIMITS.checksBurst,
+    maxWaiting: SIGN_IN_LIMITS.maxWaiting,
+  });
+  const auth = createAuth({ sessions, password: await createPasswordCheck(availability.password), limiter, checks, clients: deps.clients, log });
   const tail = deps.logSink ? createLogTail(deps.logSink) : undefined;
   const form = express.urlencoded({ extended: false, limit: "16kb", parameterLimit: 20 });
 

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { BlockList, isIP } from "node:net";
-import type { Request, RequestHandler } from "express";
+import type { RequestHandler } from "express";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ChannelName } from "../core/types.ts";
+import type { Client, Clients } from "../http/client.ts";
 import type { Inbox, InboxItem } from "../inbox/inbox.ts";
 
 /**
@@ -136,37 +137,51 @@ const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
 LOOPBACK.addAddress("::1", "ipv6");
 
-function isLoopbackPeer(address: string | undefined): boolean {
-  if (address === undefined) return false;
+function isLoopbackAddress(address: string): boolean {
   const family = isIP(address);
   return family !== 0 && LOOPBACK.check(address, family === 4 ? "ipv4" : "ipv6");
 }
 
+/** A Host header naming this machine's loopback: localhost, 127.x.y.z or [::1], with or without a port. */
+function isLoopbackHost(host: string | undefined): boolean {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(host ?? "");
+  if (!match) return false;
+  const name = (match[1] ?? match[2]!).toLowerCase();
+  return name === "localhost" || isLoopbackAddress(name);
+}
+
 const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
+
+/** What /metrics decides on: the client (src/http/client.ts), the Host header and the Authorization header. */
+export interface MetricsRequest {
+  client: Pick<Client, "address" | "via">;
+  host: string | undefined;
+  authorization: string | undefined;
+}
 
 /**
  * Who may read /metrics. With a token: anyone presenting `Authorization: Bearer <token>` (compared in constant
- * time). Without: only a scraper on this machine, talking to Parley directly: a loopback peer, and no
- * X-Forwarded-For/Forwarded header (a reverse proxy on the same machine is a loopback peer too, and would
- * otherwise hand the metrics to the internet).
+ * time). Without: only a scraper on this machine talking to Parley directly: a loopback client address, a loopback
+ * Host, and no forwarding header of any kind. A reverse proxy on the same machine is a loopback peer too; what it
+ * adds (X-Forwarded-*, X-Real-IP, Forwarded, Via, or the public Host it passes on) is what tells it apart, and with
+ * TRUST_PROXY the client behind it is a remote address anyway.
  */
-export function metricsAccess(token: string | undefined): (req: Request) => "ok" | "unauthorized" | "forbidden" {
+export function metricsAccess(token: string | undefined): (request: MetricsRequest) => "ok" | "unauthorized" | "forbidden" {
   const expected = token === undefined ? undefined : digest(token);
-  return (req) => {
+  return ({ client, host, authorization }) => {
     if (expected) {
-      const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get("authorization") ?? "");
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
       return match && timingSafeEqual(digest(match[1]!), expected) ? "ok" : "unauthorized";
     }
-    const proxied = req.get("x-forwarded-for") !== undefined || req.get("forwarded") !== undefined;
-    return isLoopbackPeer(req.socket.remoteAddress) && !proxied ? "ok" : "forbidden";
+    return client.via === "direct" && isLoopbackAddress(client.address) && isLoopbackHost(host) ? "ok" : "forbidden";
   };
 }
 
 /** `GET /metrics` in Prometheus' text format, behind `metricsAccess`. */
-export function createMetricsHandler(metrics: Metrics, token: string | undefined): RequestHandler {
+export function createMetricsHandler(metrics: Metrics, token: string | undefined, clients: Clients): RequestHandler {
   const access = metricsAccess(token);
   return async (req, res) => {
-    const verdict = access(req);
+    const verdict = access({ client: clients.of(req), host: req.get("host"), authorization: req.get("authorization") });
     if (verdict === "unauthorized") {
       res.status(401).set("WWW-Authenticate", 'Bearer realm="metrics"').type("text/plain").send("a bearer token is required\n");
       return;
