@@ -4,7 +4,8 @@ import type { AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
 import { createTelegramChannel } from "../channels/telegram/adapter.ts";
 import { createMessengerChannel } from "../channels/messenger/adapter.ts";
-import { createWebChannel } from "../channels/web/adapter.ts";
+import { createWebChannel, createWebChatOffRouter } from "../channels/web/adapter.ts";
+import { loadWebChatCredentials, type CredentialNote, type WebChatCredentials } from "../channels/web/credentials.ts";
 import { createWhatsAppCloudChannel } from "../channels/whatsapp-cloud/adapter.ts";
 import { createWhatsAppWebChannel } from "../channels/whatsapp/adapter.ts";
 import type { CreateWhatsAppClient } from "../channels/whatsapp/client-port.ts";
@@ -50,6 +51,20 @@ export interface ParleyOptions {
   logSink?: LogSink;
   /** Builds the whatsapp-web.js client (default: the real one, driving Chromium); tests pass a fake. */
   createWhatsAppClient?: CreateWhatsAppClient;
+  /** The web chat's token and cookie key (loadStartupCredentials); required unless WEB_CHAT=off. */
+  webChatCredentials?: WebChatCredentials;
+}
+
+/**
+ * What is read from the data directory before the first log line: the web chat's credentials (unless WEB_CHAT=off).
+ * Their values are `secrets`, to add to secretsOf(config) for the logger, so no log line or error ever carries them.
+ */
+export async function loadStartupCredentials(
+  config: Config,
+): Promise<{ webChat?: WebChatCredentials; secrets: string[]; notes: CredentialNote[] }> {
+  if (config.webChat.mode === "off") return { secrets: [], notes: [] };
+  const { credentials, notes } = await loadWebChatCredentials(config.dataDir);
+  return { webChat: credentials, secrets: [credentials.token, credentials.secret], notes };
 }
 
 export interface Parley {
@@ -57,6 +72,8 @@ export interface Parley {
   url: string;
   database: Database;
   adapters: ReadonlyMap<ChannelName, ChannelAdapter>;
+  /** The operator's web chat link (http://127.0.0.1:<port>/chat#token=…), to print once at start; unset when off. */
+  webChatLink?: string;
   /** Per model provider: circuit breaker state (closed, open until …, half-open), failures, limiter load. */
   modelHealth(): ProviderHealth[];
   /** Stops receiving, lets in-flight work finish or re-queue it, and closes the database. */
@@ -103,9 +120,22 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   const routers: HttpAppOptions["routers"] = [];
   /** Who sent a request (TRUST_PROXY): every route reads the client's address and HTTPS from here or req.ip/req.secure. */
   const clients = createClients(trustsAddress(config.http.trustProxy));
-  const web = createWebChannel({ log, dataDir: config.dataDir, maxUploadBytes: config.media.maxBytes });
-  adapters.set("web", web.adapter);
-  routers.push({ path: "/chat", router: web.router });
+  const webChat = config.webChat.mode === "off" ? undefined : options.webChatCredentials;
+  if (config.webChat.mode !== "off") {
+    if (!webChat) throw new Error("the web chat needs its credentials: pass webChatCredentials from loadStartupCredentials");
+    const web = createWebChannel({
+      log,
+      dataDir: config.dataDir,
+      maxUploadBytes: config.media.maxBytes,
+      mode: config.webChat.mode,
+      credentials: webChat,
+    });
+    adapters.set("web", web.adapter);
+    routers.push({ path: "/chat", router: web.router });
+  } else {
+    routers.push({ path: "/chat", router: createWebChatOffRouter() });
+    log.info("the web chat is off (WEB_CHAT=off)");
+  }
   if (config.telegram) {
     // The 429 pause holds for every process of the bot (with Redis), so the receiver gets it too.
     const deps = { ...config.telegram, log, pause: cluster.telegramPause(config.telegram.token) };
@@ -157,6 +187,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
       log,
       providerHealth: router ? () => router.health() : undefined,
       quotaDefaults: config.quotas,
+      webChatLink: webChat ? `/chat#token=${webChat.token}` : undefined,
     }),
   });
 
@@ -197,6 +228,9 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   const server: Server = await listen(app, config.http.port, config.http.host);
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  // Listening on every address (0.0.0.0, ::): the link names this machine's loopback.
+  const linkOrigin = address.address === "0.0.0.0" || address.address === "::" ? `http://127.0.0.1:${address.port}` : url;
+  const webChatLink = webChat ? `${linkOrigin}/chat#token=${webChat.token}` : undefined;
 
   const userLimiter = createUserLimiter({ redisUrl: config.redis?.url, log });
   const retention = config.privacy.historyRetentionDays
@@ -257,6 +291,7 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
     url,
     database,
     adapters,
+    webChatLink,
     modelHealth: () => router?.health() ?? [],
     stop: () =>
       (stopping ??= (async () => {

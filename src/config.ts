@@ -177,6 +177,7 @@ const schema = z
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     DATABASE_URL: optionalString.pipe(z.string().regex(/^postgres(ql)?:\/\//, "must start with postgres://").optional()),
     PARLEY_DATA_DIR: z.string().trim().min(1).default("./data"),
+    WEB_CHAT: z.enum(["operator", "public", "off"]).default("operator"),
 
     TELEGRAM_BOT_TOKEN: optionalString.pipe(
       z.string().regex(/^\d+:[A-Za-z0-9_-]+$/, "does not look like a bot token from @BotFather (123456:ABC…)").optional(),
@@ -369,6 +370,8 @@ function toConfig(e: z.output<typeof schema>) {
     logLevel: e.LOG_LEVEL,
     database: e.DATABASE_URL ? { kind: "postgres" as const, url: e.DATABASE_URL } : { kind: "pglite" as const, dataDir: e.PARLEY_DATA_DIR },
     dataDir: e.PARLEY_DATA_DIR,
+    /** WEB_CHAT: the operator's chat behind the link printed at start, a public channel, or off. */
+    webChat: { mode: e.WEB_CHAT },
     telegram: e.TELEGRAM_BOT_TOKEN
       ? {
           token: e.TELEGRAM_BOT_TOKEN,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { newPairingCode, normalizeCode, PAIRING_ALPHABET } from "../src/access/pairing.ts";
-import { decideAccess, type AccessSettings } from "../src/access/policy.ts";
+import { decideAccess, isAdmin, type AccessSettings } from "../src/access/policy.ts";
 import { loadConfig } from "../src/config.ts";
 import type { ChatKey, InboundMessage, UserKey } from "../src/core/types.ts";
 
@@ -39,7 +39,15 @@ describe("access policy", () => {
     ["a display name equal to an admin's key", settings({ policy: "allowlist" }), dm("telegram:81", "telegram:1"), "pending", "unknown"],
     ["a blocked allowlisted user", settings(), dm("telegram:82"), "blocked", "blocked"],
     ["a blocked user under open", settings({ policy: "open" }), dm("telegram:5"), "blocked", "blocked"],
-    ["the web chat (the operator, on loopback)", settings(), dm("web:abc"), "pending", "allowed"],
+    ["the web chat's operator (the holder of the link)", settings(), dm("web:operator"), "pending", "allowed"],
+    ["the web chat's operator under allowlist", settings({ policy: "allowlist" }), dm("web:operator"), "pending", "allowed"],
+    ["a blocked web chat operator", settings(), dm("web:operator"), "blocked", "blocked"],
+    ["a public web chat visitor under pairing", settings(), dm("web:v-0123456789abcdefghijkl"), "pending", "unknown"],
+    ["a public web chat visitor under allowlist", settings({ policy: "allowlist" }), dm("web:v-0123456789abcdefghijkl"), "pending", "unknown"],
+    ["a public web chat visitor approved on the admin page", settings(), dm("web:v-0123456789abcdefghijkl"), "allowed", "allowed"],
+    ["a public web chat visitor under open", settings({ policy: "open" }), dm("web:v-0123456789abcdefghijkl"), "pending", "allowed"],
+    ["a web visitor listed in ADMIN_USERS (never an admin)", settings({ adminUsers: new Set(["web:v-0123456789abcdefghijkl" as UserKey]) }), dm("web:v-0123456789abcdefghijkl"), "pending", "unknown"],
+    ["any other web key (an old page's client id)", settings(), dm("web:abc"), "pending", "unknown"],
     ["a blocked web chat user", settings(), dm("web:abc"), "blocked", "blocked"],
     // A7: groups have their own approval, whatever the sender's.
     ["a DM-approved user in a group not on the list", settings(), group("telegram:82", "telegram:-100999"), "allowed", "group-closed"],
@@ -52,6 +60,18 @@ describe("access policy", () => {
     ["a blocked user in an open group", settings({ groups: { policy: "open" } }), group("telegram:5", "telegram:-1"), "blocked", "blocked"],
   ] as const)("%s", (_name, s, message, status, expected) => {
     expect(decideAccess(s, message, status).type).toBe(expected);
+  });
+
+  it.each([
+    ["a key ADMIN_USERS names", ["telegram:1"], "telegram:1", true],
+    ["another key", ["telegram:1"], "telegram:2", false],
+    ["a key that only starts like one", ["telegram:1"], "telegram:12", false],
+    ["the web chat's operator, not named", ["telegram:1"], "web:operator", false],
+    ["the web chat's operator, named", ["web:operator"], "web:operator", true],
+    ["a web visitor, even named", ["web:v-0123456789abcdefghijkl"], "web:v-0123456789abcdefghijkl", false],
+    ["anyone, with ADMIN_USERS empty", [], "web:operator", false],
+  ] as const)("isAdmin: %s", (_name, admins, user, expected) => {
+    expect(isAdmin({ adminUsers: new Set<UserKey>(admins as readonly UserKey[]) }, user as UserKey)).toBe(expected);
   });
 
   it("reads the policies from the configuration, pairing and closed groups by default", () => {

@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import type { Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startParley, type Parley } from "../src/app.ts";
+import { loadStartupCredentials, startParley, type Parley } from "../src/app.ts";
 import { loadConfig, secretsOf } from "../src/config.ts";
 import { conversations, inbox, media, messages, modelCalls, users } from "../src/db/schema.ts";
 import { createLogSink } from "../src/observability/log-sink.ts";
@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "../src/observability/logger.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { CHROMIUM_MISSING, launchBrowser, screenshotPath, type TestBrowser } from "./support/browser.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { openWebChat, tokenOf } from "./support/web-chat.ts";
 
 /**
  * The admin page in headless Chromium against a whole Parley: sign in, read a conversation that went through the web
@@ -57,21 +58,25 @@ describe.skipIf(CHROMIUM_MISSING !== undefined).each(DATABASE_KINDS)("admin in a
       },
       "/nonexistent/.env",
     );
-    const secrets = secretsOf(config);
+    const startup = await loadStartupCredentials(config);
+    const secrets = [...secretsOf(config), ...startup.secrets];
     const sink = createLogSink({ tee: () => undefined, warn: () => undefined, flushMs: 100 });
     log = createLogger({ level: "debug", secrets, write: sink.write });
-    parley = await startParley({ config, log, secrets, logSink: sink, tuning: { leaseMs: 1_000, pollMs: 50, retryBaseMs: 100 } });
+    parley = await startParley({
+      config,
+      log,
+      secrets,
+      logSink: sink,
+      webChatCredentials: startup.webChat,
+      tuning: { leaseMs: 1_000, pollMs: 50, retryBaseMs: 100 },
+    });
 
-    // Two turns through the web chat's API, as its page sends them.
-    const clientId = randomUUID();
-    userKey = `web:${clientId}`;
+    // Two turns through the web chat's API, as its page sends them with the operator's session.
+    const operator = await openWebChat(parley.url, tokenOf(parley.webChatLink));
+    userKey = "web:operator";
     const db = parley.database.db;
     for (const [i, text] of [INJECTED, "What is the capital of France?"].entries()) {
-      const res = await fetch(`${parley.url}/chat/api/messages`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ clientId, text, id: randomUUID() }),
-      });
+      const res = await operator.post({ text, id: randomUUID() });
       expect(res.status).toBe(202);
       const deadline = Date.now() + 8_000;
       while ((await db.select().from(messages).where(eq(messages.role, "assistant"))).length < i + 1) {
@@ -142,6 +147,16 @@ describe.skipIf(CHROMIUM_MISSING !== undefined).each(DATABASE_KINDS)("admin in a
     const cookies = await browser.context.cookies();
     expect(cookies.find((c) => c.name === "parley_admin")).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/admin" });
     await page.screenshot({ path: await screenshotPath(`overview-${kind}`), fullPage: true });
+  });
+
+  it("opens the operator's web chat from the overview's link, with the token gone from the address bar", async () => {
+    const chat = await browser.context.newPage();
+    await chat.goto(`${parley.url}/admin/`);
+    await Promise.all([chat.waitForURL(`${parley.url}/chat/`), chat.click("a.web-chat-link")]);
+    await chat.waitForSelector("#input");
+    expect(chat.url()).not.toContain("token");
+    expect((await browser.context.cookies()).find((c) => c.name === "parley_chat")).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/chat" });
+    await chat.close();
   });
 
   it("shows the conversation with the injected markup as text and its model calls", async () => {

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startParley, type Parley } from "../src/app.ts";
+import { loadStartupCredentials, startParley, type Parley } from "../src/app.ts";
 import { decideAdminAvailability } from "../src/admin/availability.ts";
 import { loadConfig, secretsOf } from "../src/config.ts";
 import { conversations, inbox, logs, media, messages, modelCalls, users } from "../src/db/schema.ts";
@@ -10,6 +10,7 @@ import { createLogSink, type LogSink } from "../src/observability/log-sink.ts";
 import { createLogger, type Logger } from "../src/observability/logger.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
+import { openWebChat, tokenOf, type WebChatClient } from "./support/web-chat.ts";
 
 /**
  * The admin page over real HTTP against a whole Parley (startParley) on a test database: the gate in front of every
@@ -33,6 +34,8 @@ interface Harness {
   sink: LogSink;
   log: Logger;
   lines: string[];
+  /** The key that signs web chat sessions: on no page, ever. */
+  webChatSecret: string;
 }
 
 async function startAdminParley(db: TestDatabase, env: Record<string, string>): Promise<Harness> {
@@ -40,12 +43,20 @@ async function startAdminParley(db: TestDatabase, env: Record<string, string>): 
     { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", WORKER_CONCURRENCY: "2", ...db.env, ...env },
     "/nonexistent/.env",
   );
-  const secrets = secretsOf(config);
+  const startup = await loadStartupCredentials(config);
+  const secrets = [...secretsOf(config), ...startup.secrets];
   const lines: string[] = [];
   const sink = createLogSink({ tee: (line) => lines.push(line), warn: (text) => lines.push(text), flushMs: 100 });
   const log = createLogger({ level: "debug", secrets, write: sink.write });
-  const parley = await startParley({ config, log, secrets, logSink: sink, tuning: { leaseMs: 1_000, pollMs: 50, retryBaseMs: 100 } });
-  return { parley, sink, log, lines };
+  const parley = await startParley({
+    config,
+    log,
+    secrets,
+    logSink: sink,
+    webChatCredentials: startup.webChat,
+    tuning: { leaseMs: 1_000, pollMs: 50, retryBaseMs: 100 },
+  });
+  return { parley, sink, log, lines, webChatSecret: startup.webChat!.secret };
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 8_000): Promise<T> {
@@ -114,12 +125,11 @@ describe.each(DATABASE_KINDS)("admin over HTTP on %s", (kind) => {
   let sharedSession: Promise<{ cookie: string; csrf: string }> | undefined;
   const shared = () => (sharedSession ??= signIn());
 
-  async function chat(clientId: string, text: string): Promise<void> {
-    const res = await fetch(`${base}/chat/api/messages`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ clientId, text, id: randomUUID() }),
-    });
+  /** The operator's web chat session (the link's token traded for a cookie). */
+  let operator: WebChatClient;
+
+  async function chat(text: string): Promise<void> {
+    const res = await operator.post({ text, id: randomUUID() });
     expect(res.status).toBe(202);
   }
 
@@ -136,11 +146,11 @@ describe.each(DATABASE_KINDS)("admin over HTTP on %s", (kind) => {
     const db = h.parley.database.db;
 
     // A conversation with two turns through the web channel and the fake model.
-    const clientId = randomUUID();
-    webUser = `web:${clientId}`;
-    await chat(clientId, XSS);
+    operator = await openWebChat(base, tokenOf(h.parley.webChatLink));
+    webUser = "web:operator";
+    await chat(XSS);
     await waitFor("the first reply", async () => (await db.select().from(messages).where(eq(messages.role, "assistant"))).length >= 1);
-    await chat(clientId, "And a second question");
+    await chat("And a second question");
     await waitFor("the second reply", async () => (await db.select().from(messages).where(eq(messages.role, "assistant"))).length >= 2);
     webConversation = (await db.select().from(conversations).where(eq(conversations.userKey, webUser)))[0]!.id;
 
@@ -447,7 +457,7 @@ describe.each(DATABASE_KINDS)("admin over HTTP on %s", (kind) => {
 
     // The next message of a blocked user is refused without a model call.
     const calls = fake.requests.length;
-    await chat(webUser.slice("web:".length), "am I still here?");
+    await chat("am I still here?");
     const refused = await waitFor("the refusal", async () => {
       const rows = await db.select().from(inbox).where(and(eq(inbox.userKey, webUser), eq(inbox.state, "ignored")));
       return rows[0];
@@ -601,6 +611,7 @@ describe.each(DATABASE_KINDS)("admin over HTTP on %s", (kind) => {
     for (const body of bodies) {
       expect(body).not.toContain(API_KEY);
       expect(body).not.toContain(PASSWORD);
+      expect(body).not.toContain(h.webChatSecret);
     }
   });
 
@@ -752,7 +763,9 @@ describe("without ADMIN_PASSWORD", () => {
       const login = await fetch(`${h.parley.url}/admin/login`, { method: "POST", body: "password=x", headers: { "content-type": "application/x-www-form-urlencoded" } });
       expect(login.status).toBe(404);
       expect(h.lines.join("")).toContain("the admin page is off: set ADMIN_PASSWORD");
-      expect((await fetch(`${h.parley.url}/chat`)).status).toBe(200);
+      // The web chat does not need the admin page: it opens with the link printed at start.
+      const operator = await openWebChat(h.parley.url, tokenOf(h.parley.webChatLink));
+      expect((await fetch(`${h.parley.url}/chat`, { headers: { Cookie: operator.cookie } })).status).toBe(200);
     } finally {
       await h.parley.stop();
       await testDb.drop();

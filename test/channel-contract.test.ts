@@ -234,16 +234,20 @@ const harnesses: HarnessSpec[] = [
     name: "web",
     async setup() {
       const dataDir = mkdtempSync(join(tmpdir(), "parley-contract-web-"));
-      const channel = createWebChannel({ log, dataDir, maxUploadBytes: 1024 * 1024 });
+      const credentials = { token: "t".repeat(43), secret: "s".repeat(43) };
+      const channel = createWebChannel({ log, dataDir, maxUploadBytes: 1024 * 1024, mode: "public", credentials });
       const { server, base } = await listen((app) => app.use("/chat", channel.router));
       const controller = new AbortController();
       const received: InboundMessage[] = [];
       await channel.adapter.start(async (m) => void received.push(m), controller.signal);
-      const clientId = "00000000-0000-4000-8000-00000000c0de";
+      // A visitor, as the page opens its session: the server names its chat (web:v-<id>), and the cookie proves it.
+      const session = await fetch(`${base}/chat/api/session`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+      const cookie = session.headers.getSetCookie()[0]!.split(";")[0]!;
+      const clientId = `v-${cookie.split(".")[1]}`;
       // The page's event stream: every "message" event is a send that reached this chat.
       const streamStop = new AbortController();
       const events: Sent[] = [];
-      const res = await fetch(`${base}/chat/api/events?clientId=${clientId}`, { headers: { Accept: "text/event-stream" }, signal: streamStop.signal });
+      const res = await fetch(`${base}/chat/api/events`, { headers: { Accept: "text/event-stream", Cookie: cookie }, signal: streamStop.signal });
       expect(res.status).toBe(200);
       void (async () => {
         const reader = res.body!.getReader();
@@ -268,20 +272,22 @@ const harnesses: HarnessSpec[] = [
         received,
         fromId: clientId,
         async deliverText(fromId, text) {
+          expect(fromId).toBe(clientId); // the one sender this harness has a session of
           const r = await fetch(`${base}/chat/api/messages`, {
-            method: "POST", headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ clientId: fromId, id: `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`, text }),
+            method: "POST", headers: { "Content-Type": "application/json", Cookie: cookie },
+            body: JSON.stringify({ id: `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`, text }),
           });
           expect(r.status).toBe(202);
         },
         async deliverImage(fromId) {
           // The page uploads the bytes first, then sends the message that names them.
-          const up = await fetch(`${base}/chat/api/uploads`, { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: JPEG });
+          expect(fromId).toBe(clientId);
+          const up = await fetch(`${base}/chat/api/uploads`, { method: "POST", headers: { "Content-Type": "image/jpeg", Cookie: cookie }, body: JPEG });
           expect(up.status).toBe(201);
           const { ref } = (await up.json()) as { ref: string };
           const r = await fetch(`${base}/chat/api/messages`, {
-            method: "POST", headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ clientId: fromId, id: `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`, text: "", image: { ref } }),
+            method: "POST", headers: { "Content-Type": "application/json", Cookie: cookie },
+            body: JSON.stringify({ id: `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`, text: "", image: { ref } }),
           });
           expect(r.status).toBe(202);
         },

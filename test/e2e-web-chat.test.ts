@@ -8,6 +8,7 @@ import { CHROMIUM_MISSING, launchBrowser, screenshotPath, type TestBrowser } fro
 import { createTestDatabase, type TestDatabase } from "./support/databases.ts";
 import { solidJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { openWebChat, tokenOf } from "./support/web-chat.ts";
 
 /** Reads server-sent events from a fetch body until `until` says enough. */
 async function readEvents(body: ReadableStream<Uint8Array>, until: (events: Array<{ event: string; data: { text?: string } }>) => boolean) {
@@ -48,21 +49,18 @@ describe("the web chat through Parley (PGlite, no configuration but a model)", (
     await db.drop();
   });
 
-  it("serves the page, and streams an answer to a message posted from it, on the default allowlist policy", async () => {
-    const page = await fetch(`${parley.url}/chat`);
+  it("serves the page to the holder of the link, and streams an answer to a message posted from it, on the default pairing policy", async () => {
+    expect(parley.webChatLink).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/chat#token=[A-Za-z0-9_-]{43}$/);
+    const chat = await openWebChat(parley.url, tokenOf(parley.webChatLink));
+    const page = await fetch(`${parley.url}/chat`, { headers: { Cookie: chat.cookie } });
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("<html");
     expect((await fetch(parley.url, { redirect: "manual" })).headers.get("location")).toBe("/chat");
 
     model.reply("web-model", { text: "Hello from the model, streamed in pieces.", chunks: 5, chunkDelayMs: 150 });
-    const clientId = randomUUID();
-    const events = await fetch(`${parley.url}/chat/api/events?clientId=${clientId}`);
+    const events = await chat.events();
     const received = readEvents(events.body!, (list) => list.some((e) => e.event === "message"));
-    const posted = await fetch(`${parley.url}/chat/api/messages`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ clientId, id: randomUUID(), text: "hello" }),
-    });
+    const posted = await chat.post({ id: randomUUID(), text: "hello" });
     expect(posted.status).toBe(202);
     const list = await received;
     expect(list.some((e) => e.event === "draft")).toBe(true);
@@ -98,13 +96,35 @@ describe.skipIf(CHROMIUM_MISSING !== undefined)("the web chat page in a browser"
     page.on("console", (message) => {
       if (/Content Security Policy|Refused to/i.test(message.text())) cspViolations.push(message.text());
     });
-    await page.goto(`${parley.url}/chat`);
   });
   afterAll(async () => {
     await browser?.close();
     await parley?.stop();
     await model?.close();
     await db?.drop();
+  });
+
+  it("explains itself without the link, and opens with it: the token leaves the address bar for an HttpOnly cookie", async () => {
+    const response = await page.goto(`${parley.url}/chat`);
+    expect(response?.status()).toBe(401);
+    await page.waitForSelector("text=This web chat is the operator's");
+    expect(await page.locator("#input").count()).toBe(0);
+    // A wrong link says so and opens nothing.
+    await page.goto(`${parley.url}/chat#token=${"x".repeat(43)}`);
+    await page.waitForSelector("#gate-status >> text=That link is not (or no longer) valid");
+    expect(page.url()).toBe(`${parley.url}/chat`);
+    expect(await browser.context.cookies()).toEqual([]);
+
+    await page.goto(parley.webChatLink!);
+    await page.waitForSelector("#input");
+    expect(page.url()).toBe(`${parley.url}/chat/`);
+    expect(page.url()).not.toContain("token");
+    const cookies = await browser.context.cookies();
+    expect(cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, path: c.path }))).toEqual([
+      { name: "parley_chat", httpOnly: true, sameSite: "Strict", path: "/chat" },
+    ]);
+    expect(await page.evaluate(() => document.cookie)).toBe("");
+    expect(cspViolations).toEqual([]);
   });
 
   it("attaches an image through the file input, sends it with a caption and shows the reply", async () => {
@@ -148,10 +168,8 @@ describe.skipIf(CHROMIUM_MISSING !== undefined)("the web chat page in a browser"
   });
 
   it("shows a file Parley sends as a download link that works once", async () => {
-    const clientId = await page.evaluate(() => window.localStorage.getItem("parley.clientId"));
-    expect(clientId).toMatch(/^[0-9a-f-]{36}$/);
     const content = '{"type":"message","text":"hi"}\n';
-    await parley.adapters.get("web")!.sendFile!(chatKey("web", clientId!), {
+    await parley.adapters.get("web")!.sendFile!(chatKey("web", "operator"), {
       name: "parley-export.jsonl",
       mimeType: "application/x-ndjson",
       bytes: new TextEncoder().encode(content),

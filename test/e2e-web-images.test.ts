@@ -10,6 +10,7 @@ import { startFakeOpenAIServer, type FakeOpenAIServer } from "./fakes/openai-ser
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
 import { fakePdf, imagesOf, sidewaysJpeg } from "./support/images.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
+import { openWebChat, tokenOf, type WebChatClient } from "./support/web-chat.ts";
 
 /** Images sent from the web chat page, through the whole Parley: upload over HTTP, the inbox, media, the model. */
 
@@ -71,29 +72,25 @@ describe.each(DATABASE_KINDS)("images from the web chat on %s", (kind) => {
   });
 
   /** What the page does: upload the bytes, then send the message naming them; returns the upload's ref. */
-  async function sendImage(clientId: string, bytes: Uint8Array, type: string, name: string, text: string): Promise<string> {
-    const up = await fetch(`${parley.url}/chat/api/uploads`, { method: "POST", headers: { "Content-Type": type }, body: new Uint8Array(bytes) });
+  async function sendImage(chat: WebChatClient, bytes: Uint8Array, type: string, name: string, text: string): Promise<string> {
+    const up = await chat.upload(bytes, type);
     expect(up.status).toBe(201);
     const { ref } = (await up.json()) as { ref: string };
     // On disk before the message exists: a restart from here on loses nothing.
     expect(existsSync(path.join(dataDir, "web-uploads", ref))).toBe(true);
-    const posted = await fetch(`${parley.url}/chat/api/messages`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ clientId, id: randomUUID(), text, image: { ref, mimeType: type, name } }),
-    });
+    const posted = await chat.post({ id: randomUUID(), text, image: { ref, mimeType: type, name } });
     expect(posted.status).toBe(202);
     return ref;
   }
 
   it("sends an uploaded photo to the model upright, within 1568 px and without EXIF, with its caption", async () => {
-    const page = await (await fetch(`${parley.url}/chat`)).text();
+    const chat = await openWebChat(parley.url, tokenOf(parley.webChatLink));
+    const page = await (await fetch(`${parley.url}/chat`, { headers: { Cookie: chat.cookie } })).text();
     expect(page).toContain(`data-max-upload="${10 * 1024 * 1024}"`); // MEDIA_MAX_BYTES reaches the page
     model.reply("vision-model", { text: "A red and blue picture." });
-    const clientId = randomUUID();
-    const events = await fetch(`${parley.url}/chat/api/events?clientId=${clientId}`);
+    const events = await chat.events();
     const reply = firstReply(events.body!);
-    await sendImage(clientId, await sidewaysJpeg(2400, 1200), "image/jpeg", "photo.jpg", "what is this?");
+    await sendImage(chat, await sidewaysJpeg(2400, 1200), "image/jpeg", "photo.jpg", "what is this?");
     expect((await reply).data.text).toBe("A red and blue picture.");
 
     const request = model.requestsFor("vision-model")[0];
@@ -110,10 +107,10 @@ describe.each(DATABASE_KINDS)("images from the web chat on %s", (kind) => {
   });
 
   it("refuses a PDF named .jpg with a reply that says what it is, and calls no model", async () => {
-    const clientId = randomUUID();
-    const events = await fetch(`${parley.url}/chat/api/events?clientId=${clientId}`);
+    const chat = await openWebChat(parley.url, tokenOf(parley.webChatLink));
+    const events = await chat.events();
     const reply = firstReply(events.body!);
-    await sendImage(clientId, fakePdf(), "image/jpeg", "holiday.jpg", "");
+    await sendImage(chat, fakePdf(), "image/jpeg", "holiday.jpg", "");
     expect((await reply).data.text).toMatch(/PDF/);
     expect(model.requests).toHaveLength(0);
   });

@@ -1,20 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { request as httpRequest, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import express, { type NextFunction, type Request, type Response } from "express";
+import express from "express";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createWebChannel } from "../channels/web/adapter.ts";
 import { createEventHub, type EventSink } from "../channels/web/event-hub.ts";
 import { createFileStore } from "../channels/web/file-store.ts";
-import { isLoopbackAddress, isLoopbackHost, NOT_LOOPBACK_MESSAGE, requireLoopback } from "../channels/web/loopback.ts";
 import { normalizeWebMessage } from "../channels/web/normalize.ts";
 import { DeliveryError, RefusedInputError } from "../src/core/errors.ts";
 import { chatKey } from "../src/core/keys.ts";
-import type { InboundMessage } from "../src/core/types.ts";
+import type { ChatKey, InboundMessage, UserKey } from "../src/core/types.ts";
 
 const NOW = new Date("2025-03-04T05:06:07.000Z");
 const CSP =
@@ -26,9 +25,15 @@ const MAX_UPLOAD = 1 * MB;
 
 const dataDir = mkdtempSync(join(tmpdir(), "parley-web-"));
 const uploadsDir = join(dataDir, "web-uploads");
-const main = createWebChannel({ log, clock: () => NOW, dataDir, maxUploadBytes: MAX_UPLOAD });
-const idle = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD }); // never started
-const lifecycle = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD }); // started and stopped by one test
+const CREDENTIALS = { token: "T".repeat(43), secret: "S".repeat(43) };
+/** The channels here are public, so every test can open visitor sessions of its own (limits out of the way). */
+const OPEN = { mode: "public", credentials: CREDENTIALS, visitorLimits: { newPerAddressPerHour: 1e6, requestsPerAddressPerMinute: 1e6, requestsPerIdentityPerMinute: 1e6 } } as const;
+const main = createWebChannel({ log, clock: () => NOW, dataDir, maxUploadBytes: MAX_UPLOAD, ...OPEN });
+const idle = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD, ...OPEN }); // never started
+const lifecycle = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD, ...OPEN }); // started and stopped by one test
+/** The operator's chat (WEB_CHAT=operator), and a public one with the real visitor limits. */
+const operatorOnly = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD, mode: "operator", credentials: CREDENTIALS });
+const limited = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD, mode: "public", credentials: CREDENTIALS });
 const mainStop = new AbortController();
 const lifecycleStop = new AbortController();
 
@@ -43,6 +48,8 @@ beforeAll(async () => {
   app.use("/chat", main.router);
   app.use("/idle", idle.router);
   app.use("/life", lifecycle.router);
+  app.use("/op", operatorOnly.router);
+  app.use("/limited", limited.router);
   server = app.listen(0, "127.0.0.1");
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve).once("error", reject);
@@ -55,6 +62,9 @@ beforeAll(async () => {
     }
     received.push(message);
   }, mainStop.signal);
+  await operatorOnly.adapter.start(async (message) => void received.push(message), mainStop.signal);
+  await limited.adapter.start(async (message) => void received.push(message), mainStop.signal);
+  me = await visitor();
 });
 
 afterAll(async () => {
@@ -69,16 +79,36 @@ afterAll(async () => {
 // ---- helpers ------------------------------------------------------------------------------------------------------
 
 let counter = 0;
-/** A fresh UUID-shaped client or message id per call, so the tests do not share chats. */
+/** A fresh UUID-shaped message id per call. */
 function uuid(): string {
   counter += 1;
   return `00000000-0000-4000-8000-${String(counter).padStart(12, "0")}`;
 }
 
-function post(path: string, body: unknown): Promise<globalThis.Response> {
+/** A visitor's session (its cookie), and the chat and user key the server derives from it. */
+interface Visitor {
+  cookie: string;
+  /** The platform id: v-<id>. */
+  who: string;
+  chat: ChatKey;
+  user: UserKey;
+}
+
+/** A new visitor of the channel at `path`, as the page gets one: POST /api/session without a token. */
+async function visitor(path = "/chat"): Promise<Visitor> {
+  const res = await fetch(`${base}${path}/api/session`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+  expect(res.status).toBe(200);
+  const cookie = res.headers.getSetCookie()[0]!.split(";")[0]!;
+  const who = `v-${cookie.split(".")[1]}`;
+  return { cookie, who, chat: chatKey("web", who), user: `web:${who}` };
+}
+
+let me: Visitor;
+
+function post(path: string, body: unknown, as: Visitor = me): Promise<globalThis.Response> {
   return fetch(`${base}${path}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", Cookie: as.cookie },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 }
@@ -99,11 +129,11 @@ interface EventStream {
 
 const openStreams = new Set<EventStream>();
 
-async function openEvents(path: string, clientId: string, options: { lastEventId?: string; query?: string } = {}) {
+async function openEvents(path: string, as: Visitor, options: { lastEventId?: string; query?: string } = {}) {
   const controller = new AbortController();
-  const headers: Record<string, string> = { Accept: "text/event-stream" };
+  const headers: Record<string, string> = { Accept: "text/event-stream", Cookie: as.cookie };
   if (options.lastEventId) headers["Last-Event-ID"] = options.lastEventId;
-  const res = await fetch(`${base}${path}/api/events?clientId=${encodeURIComponent(clientId)}${options.query ?? ""}`, {
+  const res = await fetch(`${base}${path}/api/events${options.query ?? ""}`, {
     headers,
     signal: controller.signal,
   });
@@ -228,16 +258,16 @@ describe("web chat page", () => {
 
 describe("POST /chat/api/messages", () => {
   it("normalizes the message and answers 202 after onMessage resolved", async () => {
-    const clientId = uuid();
     const id = uuid();
-    const res = await post("/chat/api/messages", { clientId, id, text: "  Hello **Parley**\n  " });
+    // A clientId from an older page names nothing: the sender is the session's.
+    const res = await post("/chat/api/messages", { clientId: "operator", id, text: "  Hello **Parley**\n  " });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ ok: true });
     expect(received.at(-1)).toEqual({
       channel: "web",
-      platformMessageId: `${clientId}:${id}`,
-      chat: `web:${clientId}`,
-      user: `web:${clientId}`,
+      platformMessageId: `${me.who}:${id}`,
+      chat: me.chat,
+      user: me.user,
       isGroup: false,
       mentionsBot: false,
       replyToBot: false,
@@ -248,11 +278,11 @@ describe("POST /chat/api/messages", () => {
   });
 
   it("gives a retried POST the same platformMessageId", async () => {
-    const body = { clientId: uuid(), id: uuid(), text: "once" };
+    const body = { id: uuid(), text: "once" };
     expect((await post("/chat/api/messages", body)).status).toBe(202);
     expect((await post("/chat/api/messages", body)).status).toBe(202);
     const [a, b] = received.slice(-2);
-    expect(a!.platformMessageId).toBe(`${body.clientId}:${body.id}`);
+    expect(a!.platformMessageId).toBe(`${me.who}:${body.id}`);
     expect(b!.platformMessageId).toBe(a!.platformMessageId);
   });
 
@@ -263,16 +293,27 @@ describe("POST /chat/api/messages", () => {
     ["too short", "abc"],
     ["a number", 12345678],
     ["missing", undefined],
-  ])("refuses a client id that is %s with 400", async (_label, clientId) => {
+  ])("refuses a message id that is %s with 400", async (_label, id) => {
     const count = received.length;
-    const res = await post("/chat/api/messages", { clientId, id: uuid(), text: "hi" });
+    const res = await post("/chat/api/messages", { id, text: "hi" });
     expect(res.status).toBe(400);
-    expect((await res.json()).error).toMatch(/clientId/);
+    expect((await res.json()).error).toMatch(/^id must be/);
+    expect(received.length).toBe(count);
+  });
+
+  it("answers 401 to a request without a session, or with one this channel did not sign, and stores nothing", async () => {
+    const count = received.length;
+    const forged = { ...me, cookie: me.cookie.replace(/\.[A-Za-z0-9_-]{43}$/, `.${"A".repeat(43)}`) };
+    for (const as of [{ ...me, cookie: "" }, forged]) {
+      const res = await post("/chat/api/messages", { id: uuid(), text: "hi" }, as);
+      expect(res.status).toBe(401);
+      expect((await res.json()).error).toMatch(/^(The web chat needs a session|Your web chat session is not valid)/);
+    }
     expect(received.length).toBe(count);
   });
 
   it("refuses 20,000 characters of text with a clear 400", async () => {
-    const res = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), text: "x".repeat(20_000) });
+    const res = await post("/chat/api/messages", { id: uuid(), text: "x".repeat(20_000) });
     expect(res.status).toBe(400);
     expect((await res.json()).error).toBe("The message is 20,000 characters; the limit is 16,000.");
   });
@@ -282,7 +323,7 @@ describe("POST /chat/api/messages", () => {
     ["blank text", { text: " \n\t " }, /text is empty/],
     ["a bad message id", { id: "<script>" }, /^id must be/],
   ])("refuses %s with 400", async (_label, patch, error) => {
-    const res = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), text: "hi", ...patch });
+    const res = await post("/chat/api/messages", { id: uuid(), text: "hi", ...patch });
     expect(res.status).toBe(400);
     expect((await res.json()).error).toMatch(error);
   });
@@ -291,33 +332,34 @@ describe("POST /chat/api/messages", () => {
     const bad = await post("/chat/api/messages", "{not json");
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toMatch(/JSON/);
-    const form = await fetch(`${base}/chat/api/messages`, { method: "POST", body: "text=hi" });
+    const form = await fetch(`${base}/chat/api/messages`, { method: "POST", headers: { Cookie: me.cookie }, body: "text=hi" });
     expect(form.status).toBe(400);
   });
 
   it("refuses a 100 KB body with 413", async () => {
-    const res = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), text: "y".repeat(100 * 1024) });
+    const res = await post("/chat/api/messages", { id: uuid(), text: "y".repeat(100 * 1024) });
     expect(res.status).toBe(413);
     expect((await res.json()).error).toMatch(/64 KB/);
   });
 
   it("answers 503 when onMessage rejects, so the page keeps the text and the user retries", async () => {
-    const body = { clientId: uuid(), id: uuid(), text: "please keep me" };
+    const body = { id: uuid(), text: "please keep me" };
     failNext = true;
     const res = await post("/chat/api/messages", body);
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: "Parley could not store your message; please retry." });
     const retry = await post("/chat/api/messages", body);
     expect(retry.status).toBe(202);
-    expect(received.at(-1)!.platformMessageId).toBe(`${body.clientId}:${body.id}`);
+    expect(received.at(-1)!.platformMessageId).toBe(`${me.who}:${body.id}`);
   });
 
   it("answers 503 before start() was called", async () => {
-    const res = await post("/idle/api/messages", { clientId: uuid(), id: uuid(), text: "too early" });
+    const early = await visitor("/idle");
+    const res = await post("/idle/api/messages", { id: uuid(), text: "too early" }, early);
     expect(res.status).toBe(503);
     expect((await res.json()).error).toMatch(/not running/);
     expect(idle.adapter.status().state).toBe("stopped");
-    expect((await fetch(`${base}/idle/api/events?clientId=${uuid()}`)).status).toBe(503);
+    expect((await fetch(`${base}/idle/api/events`, { headers: { Cookie: early.cookie } })).status).toBe(503);
   });
 });
 
@@ -325,10 +367,10 @@ describe("normalizeWebMessage", () => {
   it.each([
     [null, /JSON object/],
     [[], /JSON object/],
-    [{ clientId: "x y", id: "00000000-1", text: "a" }, /clientId/],
-    [{ clientId: "00000000-1", id: "00000000-2", text: 5 }, /text is required/],
+    [{ id: "x y", text: "a" }, /^id must be/],
+    [{ id: "00000000-2", text: 5 }, /text is required/],
   ])("refuses %j", (body, error) => {
-    const result = normalizeWebMessage(body, NOW);
+    const result = normalizeWebMessage(body, "web:v-0123456789abcdefghijkl", NOW);
     expect(result.ok).toBe(false);
     expect(!result.ok && result.error).toMatch(error);
   });
@@ -338,11 +380,11 @@ describe("normalizeWebMessage", () => {
 
 describe("GET /chat/api/events", () => {
   it("pushes send, draft, typing and edit to the open page of that chat only", async () => {
-    const mine = uuid();
-    const other = uuid();
+    const mine = await visitor();
+    const other = await visitor();
     const stream = await openEvents("/chat", mine);
     const elsewhere = await openEvents("/chat", other);
-    const chat = chatKey("web", mine);
+    const chat = mine.chat;
 
     await main.adapter.typing!(chat);
     expect(await stream.next()).toEqual({ id: undefined, event: "typing", data: {} });
@@ -350,9 +392,9 @@ describe("GET /chat/api/events", () => {
     await main.adapter.draft!(chat, 7, "Thinking about *it*");
     expect(await stream.next()).toEqual({ id: undefined, event: "draft", data: { draftId: 7, text: "Thinking about *it*" } });
 
-    const { id } = await main.adapter.send(chat, "Here is **the answer**.", { replyTo: `${mine}:abc` });
+    const { id } = await main.adapter.send(chat, "Here is **the answer**.", { replyTo: `${mine.who}:abc` });
     const message = await stream.next();
-    expect(message).toMatchObject({ event: "message", data: { id, text: "Here is **the answer**.", replyTo: `${mine}:abc` } });
+    expect(message).toMatchObject({ event: "message", data: { id, text: "Here is **the answer**.", replyTo: `${mine.who}:abc` } });
     expect(message.id).toMatch(/^[0-9a-f]+-\d+$/);
 
     await main.adapter.edit!(chat, id, "Here is **the better answer**.");
@@ -368,8 +410,8 @@ describe("GET /chat/api/events", () => {
   });
 
   it("buffers what is sent while no page is open, delivers it once, and honours Last-Event-ID", async () => {
-    const clientId = uuid();
-    const chat = chatKey("web", clientId);
+    const clientId = await visitor();
+    const chat = clientId.chat;
     const first = await main.adapter.send(chat, "finished while you were reloading");
     const second = await main.adapter.send(chat, "part two");
     await main.adapter.draft!(chat, 1, "drafts are not kept");
@@ -396,15 +438,15 @@ describe("GET /chat/api/events", () => {
 
     // A reply sent while the page was away arrives on the next connection, after the page's stored id (query).
     const third = await main.adapter.send(chat, "while away");
-    const back = await openEvents("/chat", clientId, { query: `&lastEventId=${encodeURIComponent(b.id!)}` });
+    const back = await openEvents("/chat", clientId, { query: `?lastEventId=${encodeURIComponent(b.id!)}` });
     expect(await back.next()).toMatchObject({ event: "message", data: { id: third.id } });
     await back.expectQuiet();
     back.close();
   });
 
   it("replays what came after Last-Event-ID even if it was written to a page that went away", async () => {
-    const clientId = uuid();
-    const chat = chatKey("web", clientId);
+    const clientId = await visitor();
+    const chat = clientId.chat;
     const page = await openEvents("/chat", clientId);
     await main.adapter.send(chat, "one");
     const one = await page.next();
@@ -416,10 +458,10 @@ describe("GET /chat/api/events", () => {
     reopened.close();
   });
 
-  it("refuses an invalid client id with 400", async () => {
-    const res = await fetch(`${base}/chat/api/events?clientId=${encodeURIComponent("<bad id>")}`);
-    expect(res.status).toBe(400);
-    expect((await res.json()).error).toMatch(/clientId/);
+  it("answers 401 without a session, whatever client id the query names", async () => {
+    const res = await fetch(`${base}/chat/api/events?clientId=${encodeURIComponent(me.who)}`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
   });
 });
 
@@ -429,20 +471,21 @@ describe("web adapter", () => {
     expect(main.adapter.limits).toEqual({ maxText: 8000, canEdit: true, canDraft: true });
     expect(main.adapter.status().state).toBe("running");
     await expect(main.adapter.send(chatKey("telegram", 1), "hi")).rejects.toBeInstanceOf(DeliveryError);
-    const tooLong = main.adapter.send(chatKey("web", uuid()), "z".repeat(8001));
+    const tooLong = main.adapter.send(me.chat, "z".repeat(8001));
     await expect(tooLong).rejects.toMatchObject({ name: "DeliveryError", retryable: false });
   });
 
   it("stops when the signal aborts: status stopped, open pages closed, API answers 503", async () => {
     await lifecycle.adapter.start(async () => {}, lifecycleStop.signal);
     expect(lifecycle.adapter.status()).toEqual({ state: "running", detail: "0 open pages" });
-    const page = await openEvents("/life", uuid());
+    const life = await visitor("/life");
+    const page = await openEvents("/life", life);
     lifecycleStop.abort();
     expect(await page.ended()).toBe(true);
     page.close();
     expect(lifecycle.adapter.status().state).toBe("stopped");
-    expect((await post("/life/api/messages", { clientId: uuid(), id: uuid(), text: "late" })).status).toBe(503);
-    await expect(lifecycle.adapter.send(chatKey("web", uuid()), "late")).rejects.toMatchObject({ retryable: true });
+    expect((await post("/life/api/messages", { id: uuid(), text: "late" }, life)).status).toBe(503);
+    await expect(lifecycle.adapter.send(me.chat, "late")).rejects.toMatchObject({ retryable: true });
   });
 });
 
@@ -511,7 +554,7 @@ function pngLike(size = 2048): Uint8Array<ArrayBuffer> {
 }
 
 function upload(body: BodyInit, headers: Record<string, string> = { "Content-Type": "image/png" }, path = "/chat") {
-  return fetch(`${base}${path}/api/uploads`, { method: "POST", headers, body });
+  return fetch(`${base}${path}/api/uploads`, { method: "POST", headers: { Cookie: me.cookie, ...headers }, body });
 }
 
 /** The names in the uploads folder (finished uploads and partial ones). */
@@ -530,15 +573,14 @@ describe("POST /chat/api/uploads and messages with an image", () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(stored()).not.toContain(`${ref}.part`);
 
-    const clientId = uuid();
     const id = uuid();
-    const sent = await post("/chat/api/messages", { clientId, id, text: "  what is this?  ", image: { ref, mimeType: "Image/PNG", name: "../cat\u0000.png" } });
+    const sent = await post("/chat/api/messages", { id, text: "  what is this?  ", image: { ref, mimeType: "Image/PNG", name: "../cat\u0000.png" } });
     expect(sent.status).toBe(202);
     expect(received.at(-1)).toEqual({
       channel: "web",
-      platformMessageId: `${clientId}:${id}`,
-      chat: `web:${clientId}`,
-      user: `web:${clientId}`,
+      platformMessageId: `${me.who}:${id}`,
+      chat: me.chat,
+      user: me.user,
       isGroup: false,
       mentionsBot: false,
       replyToBot: false,
@@ -550,7 +592,7 @@ describe("POST /chat/api/uploads and messages with an image", () => {
 
   it("takes an image without a caption, and passes an odd type on as no hint at all", async () => {
     const { ref } = (await (await upload(pngLike(), { "Content-Type": "application/octet-stream" })).json()) as { ref: string };
-    const res = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), image: { ref, mimeType: "text/html<script>" } });
+    const res = await post("/chat/api/messages", { id: uuid(), image: { ref, mimeType: "text/html<script>" } });
     expect(res.status).toBe(202);
     expect(received.at(-1)).toMatchObject({ text: "", attachments: [{ kind: "image", ref, sizeBytes: 2048 }] });
     expect(received.at(-1)!.attachments[0]).not.toHaveProperty("mimeType");
@@ -588,10 +630,10 @@ describe("POST /chat/api/uploads and messages with an image", () => {
 
   it("refuses a message whose image ref is malformed or names no upload, and stores nothing", async () => {
     const count = received.length;
-    const bad = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), text: "hi", image: { ref: "../../etc/passwd" } });
+    const bad = await post("/chat/api/messages", { id: uuid(), text: "hi", image: { ref: "../../etc/passwd" } });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toMatch(/^image must be \{ ref/);
-    const missing = await post("/chat/api/messages", { clientId: uuid(), id: uuid(), text: "hi", image: { ref: randomUUID() } });
+    const missing = await post("/chat/api/messages", { id: uuid(), text: "hi", image: { ref: randomUUID() } });
     expect(missing.status).toBe(400);
     expect((await missing.json()).error).toBe("The image was not found (uploads are kept for a day); please attach it again.");
     expect(received.length).toBe(count);
@@ -612,7 +654,7 @@ describe("POST /chat/api/uploads and messages with an image", () => {
     });
     const res = await fetch(`${base}/chat/api/uploads`, {
       method: "POST",
-      headers: { "Content-Type": "image/jpeg" },
+      headers: { "Content-Type": "image/jpeg", Cookie: me.cookie },
       body,
       duplex: "half",
     } as RequestInit);
@@ -653,7 +695,7 @@ describe("POST /chat/api/uploads and messages with an image", () => {
     const empty = await upload(new Uint8Array(0));
     expect(empty.status).toBe(400);
     expect((await empty.json()).error).toBe("The upload is empty: attach an image.");
-    const early = await upload(pngLike(), { "Content-Type": "image/png" }, "/idle");
+    const early = await upload(pngLike(), { "Content-Type": "image/png", Cookie: (await visitor("/idle")).cookie }, "/idle");
     expect(early.status).toBe(503);
   });
 
@@ -669,7 +711,7 @@ describe("POST /chat/api/uploads and messages with an image", () => {
     utimesSync(join(uploadsDir, partial), twoHoursAgo, twoHoursAgo);
     utimesSync(join(uploadsDir, "notes.txt"), dayAgo, dayAgo);
 
-    const sweeper = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD });
+    const sweeper = createWebChannel({ log, dataDir, maxUploadBytes: MAX_UPLOAD, ...OPEN });
     const stop = new AbortController();
     await sweeper.adapter.start(async () => {}, stop.signal);
     await vi.waitFor(() => expect(stored()).not.toContain(old.ref), { timeout: 2000, interval: 10 });
@@ -688,13 +730,13 @@ describe("normalizeWebMessage with an image", () => {
     [{ image: undefined, text: undefined }, /text is required/],
     [{ image: { ref: randomUUID() }, text: 5 }, /text is required/],
   ])("refuses %j", (patch, error) => {
-    const result = normalizeWebMessage({ clientId: uuid(), id: uuid(), text: "hi", ...patch }, NOW);
+    const result = normalizeWebMessage({ id: uuid(), text: "hi", ...patch }, me.user, NOW);
     expect(result.ok).toBe(false);
     expect(!result.ok && result.error).toMatch(error);
   });
 
   it("keeps a long file name to 200 characters", () => {
-    const result = normalizeWebMessage({ clientId: uuid(), id: uuid(), image: { ref: randomUUID(), name: `${"é".repeat(300)}.jpg` } }, NOW);
+    const result = normalizeWebMessage({ id: uuid(), image: { ref: randomUUID(), name: `${"é".repeat(300)}.jpg` } }, me.user, NOW);
     expect(result.ok && result.message.attachments[0]!.fileName).toBe("é".repeat(200));
   });
 });
@@ -708,25 +750,27 @@ describe("sendFile and the one-time link", () => {
     bytes: new TextEncoder().encode('{"type":"user"}\n{"type":"message","text":"hi"}\n'),
     caption: "Everything stored about you.",
   });
+  const getFile = (token: string, as: Visitor, method = "GET") =>
+    fetch(`${base}/chat/files/${token}`, { method, headers: as.cookie ? { Cookie: as.cookie } : {} });
 
   it("publishes a file event, and the link serves the file exactly once", async () => {
-    const clientId = uuid();
-    const chat = chatKey("web", clientId);
+    const clientId = await visitor();
+    const chat = clientId.chat;
     const page = await openEvents("/chat", clientId);
     const file = exportFile();
-    const { id } = await main.adapter.sendFile!(chat, file, { replyTo: `${clientId}:x` });
+    const { id } = await main.adapter.sendFile!(chat, file, { replyTo: `${clientId.who}:x` });
     const event = await page.next();
     expect(event).toMatchObject({
       event: "file",
-      data: { id, name: file.name, mimeType: file.mimeType, size: file.bytes.byteLength, caption: file.caption, replyTo: `${clientId}:x` },
+      data: { id, name: file.name, mimeType: file.mimeType, size: file.bytes.byteLength, caption: file.caption, replyTo: `${clientId.who}:x` },
     });
     expect(event.id).toMatch(/^[0-9a-f]+-\d+$/);
     const { token } = event.data as { token: string };
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 random bits
 
     // A look first (HEAD) does not use the link up.
-    expect((await fetch(`${base}/chat/files/${token}`, { method: "HEAD" })).status).toBe(200);
-    const res = await fetch(`${base}/chat/files/${token}`);
+    expect((await getFile(token, clientId, "HEAD")).status).toBe(200);
+    const res = await getFile(token, clientId);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-disposition")).toBe("attachment; filename=parley-export-2025-03-04.jsonl");
     expect(res.headers.get("content-type")).toBe("application/x-ndjson");
@@ -734,34 +778,34 @@ describe("sendFile and the one-time link", () => {
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(file.bytes);
 
-    const again = await fetch(`${base}/chat/files/${token}`);
+    const again = await getFile(token, clientId);
     expect(again.status).toBe(404);
     expect(await again.text()).toBe(
       "This download link has already been used or has expired: a link works once, for an hour. Ask Parley to send the file again.",
     );
-    expect((await fetch(`${base}/chat/files/${token}`, { method: "HEAD" })).status).toBe(404);
+    expect((await getFile(token, clientId, "HEAD")).status).toBe(404);
     page.close();
   });
 
   it("keeps a file event for a page that opens later", async () => {
-    const clientId = uuid();
-    await main.adapter.sendFile!(chatKey("web", clientId), { name: "notes.txt", mimeType: "text/plain", bytes: new Uint8Array([104, 105]) });
+    const clientId = await visitor();
+    await main.adapter.sendFile!(clientId.chat, { name: "notes.txt", mimeType: "text/plain", bytes: new Uint8Array([104, 105]) });
     const page = await openEvents("/chat", clientId);
     expect(await page.next()).toMatchObject({ event: "file", data: { name: "notes.txt", size: 2 } });
     page.close();
   });
 
   it("names the file safely and never serves it as a page", async () => {
-    const clientId = uuid();
+    const clientId = await visitor();
     const page = await openEvents("/chat", clientId);
-    await main.adapter.sendFile!(chatKey("web", clientId), {
+    await main.adapter.sendFile!(clientId.chat, {
       name: '../../évil"\r\n.html',
       mimeType: "text/html",
       bytes: new TextEncoder().encode("<script>alert(1)</script>"),
     });
     const { token, name } = (await page.next()).data as { token: string; name: string };
     expect(name).toBe("évil___.html");
-    const res = await fetch(`${base}/chat/files/${token}`);
+    const res = await getFile(token, clientId);
     expect(res.headers.get("content-type")).toBe("application/octet-stream");
     expect(res.headers.get("content-disposition")).toBe(`attachment; filename="?vil___.html"; filename*=UTF-8''%C3%A9vil___.html`);
     expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
@@ -770,181 +814,139 @@ describe("sendFile and the one-time link", () => {
 
   it("answers 404 to a made-up or malformed token", async () => {
     for (const token of ["A".repeat(43), "short", "%2e%2e%2f%2e%2e%2fetc%2fpasswd"]) {
-      const res = await fetch(`${base}/chat/files/${token}`);
+      const res = await getFile(token, me);
       expect(res.status).toBe(404);
       expect(await res.text()).toMatch(/^This download link has already been used or has expired/);
     }
   });
 
-  it("refuses a chat that is not a web chat, and a caption over the limit", async () => {
+  it("refuses a chat that is not a web chat, a made-up web chat id, and a caption over the limit", async () => {
     await expect(main.adapter.sendFile!(chatKey("telegram", 1), exportFile())).rejects.toMatchObject({ name: "DeliveryError", retryable: false });
+    await expect(main.adapter.send(chatKey("web", uuid()), "hi")).rejects.toMatchObject({ name: "DeliveryError", retryable: false });
     const long = { ...exportFile(), caption: "c".repeat(8001) };
-    await expect(main.adapter.sendFile!(chatKey("web", uuid()), long)).rejects.toMatchObject({ name: "DeliveryError", retryable: false });
+    await expect(main.adapter.sendFile!(me.chat, long)).rejects.toMatchObject({ name: "DeliveryError", retryable: false });
   });
 
-  it("serves the link on loopback only", async () => {
-    const clientId = uuid();
-    const page = await openEvents("/chat", clientId);
-    await main.adapter.sendFile!(chatKey("web", clientId), exportFile());
+  it("serves the link to the session of its own chat only: not without one, not to another visitor", async () => {
+    const owner = await visitor();
+    const stranger = await visitor();
+    const page = await openEvents("/chat", owner);
+    await main.adapter.sendFile!(owner.chat, exportFile());
     const { token } = (await page.next()).data as { token: string };
     page.close();
-    const { port } = server.address() as AddressInfo;
-    // Through another host name (DNS rebinding): refused, and the file is still there.
-    const rebound = await new Promise<number>((resolve, reject) => {
-      httpRequest({ host: "127.0.0.1", port, path: `/chat/files/${token}`, headers: { host: "evil.example" } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      })
-        .on("error", reject)
-        .end();
-    });
-    expect(rebound).toBe(403);
-    expect((await fetch(`${base}/chat/files/${token}`, { method: "HEAD" })).status).toBe(200);
-    expect((await fetch(`${base}/chat/files/${token}`)).status).toBe(200);
-  });
-
-  // A real request from another address of this machine (not 127.0.0.1), where it has one.
-  const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address;
-  it.skipIf(!external)("refuses the file link, uploads and messages to a peer that is not loopback", async () => {
-    const app = express();
-    app.use("/chat", main.router);
-    const outside = app.listen(0, external!);
-    await new Promise<void>((resolve, reject) => void outside.once("listening", resolve).once("error", reject));
-    const at = `http://${external}:${(outside.address() as AddressInfo).port}/chat`;
-    try {
-      const clientId = uuid();
-      const page = await openEvents("/chat", clientId);
-      await main.adapter.sendFile!(chatKey("web", clientId), exportFile());
-      const { token } = (await page.next()).data as { token: string };
-      page.close();
-      const file = await fetch(`${at}/files/${token}`);
-      expect(file.status).toBe(403);
-      expect(await file.text()).toBe(NOT_LOOPBACK_MESSAGE);
-      const before = new Set(stored());
-      const up = await fetch(`${at}/api/uploads`, { method: "POST", headers: { "Content-Type": "image/png" }, body: pngLike() });
-      expect(up.status).toBe(403);
-      expect(stored().filter((name) => !before.has(name))).toEqual([]);
-      // The link was not used up by the refused request.
-      expect((await fetch(`${base}/chat/files/${token}`)).status).toBe(200);
-    } finally {
-      outside.closeAllConnections();
-      await new Promise<void>((resolve) => outside.close(() => resolve()));
-    }
+    const anonymous = await getFile(token, { ...owner, cookie: "" });
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toEqual({ error: "The web chat needs a session: open the chat page, which starts one." });
+    expect((await getFile(token, stranger, "HEAD")).status).toBe(404);
+    expect((await getFile(token, stranger)).status).toBe(404);
+    // The refused requests did not use the link up.
+    expect((await getFile(token, owner, "HEAD")).status).toBe(200);
+    expect((await getFile(token, owner)).status).toBe(200);
   });
 });
 
 describe("file store", () => {
   const file = (size: number, name = "f") => ({ name, mimeType: "application/octet-stream", bytes: new Uint8Array(size) });
+  const mine = chatKey("web", "operator");
+  const theirs = chatKey("web", "v-0123456789abcdefghijkl");
 
-  it("hands a file out once, and forgets it after the TTL", () => {
+  it("hands a file out once, to its own chat only, and forgets it after the TTL", () => {
     let now = 0;
     const store = createFileStore({ now: () => now, ttlMs: 1000 });
-    const a = store.put(file(10, "a"))!;
-    const b = store.put(file(10, "b"))!;
+    const a = store.put(file(10, "a"), mine)!;
+    const b = store.put(file(10, "b"), mine)!;
     expect(a).not.toBe(b);
-    expect(store.take(a)?.name).toBe("a");
-    expect(store.take(a)).toBeUndefined();
+    expect(store.has(a, theirs)).toBe(false);
+    expect(store.take(a, theirs)).toBeUndefined();
+    expect(store.take(a, mine)?.name).toBe("a");
+    expect(store.take(a, mine)).toBeUndefined();
     now = 1000;
-    expect(store.has(b)).toBe(false);
-    expect(store.take(b)).toBeUndefined();
+    expect(store.has(b, mine)).toBe(false);
+    expect(store.take(b, mine)).toBeUndefined();
   });
 
   it("holds at most maxBytes, dropping the oldest, and refuses a file larger than that", () => {
     const store = createFileStore({ now: () => 0, maxBytes: 100 });
-    const first = store.put(file(60, "first"))!;
-    const second = store.put(file(30, "second"))!;
-    const third = store.put(file(40, "third"))!;
-    expect(store.has(first)).toBe(false);
-    expect(store.has(second) && store.has(third)).toBe(true);
-    expect(store.put(file(101))).toBeUndefined();
+    const first = store.put(file(60, "first"), mine)!;
+    const second = store.put(file(30, "second"), mine)!;
+    const third = store.put(file(40, "third"), mine)!;
+    expect(store.has(first, mine)).toBe(false);
+    expect(store.has(second, mine) && store.has(third, mine)).toBe(true);
+    expect(store.put(file(101), mine)).toBeUndefined();
   });
 });
 
-// ---- loopback only ------------------------------------------------------------------------------------------------
+// ---- who may use the chat -----------------------------------------------------------------------------------------
 
-describe("loopback guard", () => {
-  it.each([
-    ["127.0.0.1", true],
-    ["127.8.9.10", true],
-    ["127.255.255.255", true],
-    ["::1", true],
-    ["0:0:0:0:0:0:0:1", true],
-    ["::ffff:127.0.0.1", true],
-    ["::ffff:7f00:1", true],
-    ["10.0.0.5", false],
-    ["192.168.1.20", false],
-    ["128.0.0.1", false],
-    ["126.255.255.255", false],
-    ["0.0.0.0", false],
-    ["::", false],
-    ["::ffff:10.0.0.5", false],
-    ["fe80::1", false],
-    ["2001:db8::1", false],
-    ["localhost", false],
-    ["", false],
-    [undefined, false],
-  ])("isLoopbackAddress(%j) is %s", (addr, expected) => {
-    expect(isLoopbackAddress(addr)).toBe(expected);
+describe("sessions over HTTP", () => {
+  const session = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${base}${path}/api/session`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+  it("shows the operator's chat without a session as a short explanation, with no chat in it", async () => {
+    const res = await fetch(`${base}/op`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("content-security-policy")).toBe(CSP);
+    const html = await res.text();
+    expect(html).toContain('data-page="gate"');
+    expect(html).toContain("This web chat is the operator's");
+    expect(html).toContain('<script src="/op/chat.js" defer></script>');
+    expect(html).not.toContain("<textarea");
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+  });
+
+  it("trades the token for an HttpOnly, SameSite=Strict cookie scoped to the chat, Secure only over HTTPS", async () => {
+    const res = await session("/op", { token: CREDENTIALS.token });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ identity: "operator" });
+    const [cookie] = res.headers.getSetCookie();
+    expect(cookie).toMatch(/^parley_chat=o\.\d+\.[A-Za-z0-9_-]{43}; Path=\/op; Max-Age=2592000; HttpOnly; SameSite=Strict$/);
+    const value = cookie!.split(";")[0]!;
+    const page = await fetch(`${base}/op`, { headers: { Cookie: value } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('data-session="operator"');
+    expect(html).toContain("<textarea");
+    const id = uuid();
+    const posted = await fetch(`${base}/op/api/messages`, { method: "POST", headers: { "Content-Type": "application/json", Cookie: value }, body: JSON.stringify({ clientId: "v-0123456789abcdefghijkl", id, text: "hi" }) });
+    expect(posted.status).toBe(202);
+    expect(received.at(-1)).toMatchObject({ chat: "web:operator", user: "web:operator", platformMessageId: `operator:${id}` });
+  });
+
+  it("refuses a visitor's session, and a new one, while the chat is the operator's", async () => {
+    const visiting = await visitor("/limited"); // signed with the same key, by a public chat
+    const posted = await fetch(`${base}/op/api/messages`, { method: "POST", headers: { "Content-Type": "application/json", Cookie: visiting.cookie }, body: JSON.stringify({ id: uuid(), text: "hi" }) });
+    expect(posted.status).toBe(401);
+    const opened = await session("/op", {}, { Cookie: visiting.cookie });
+    expect(opened.status).toBe(401);
+    expect(opened.headers.getSetCookie()).toEqual([]);
+    expect((await fetch(`${base}/op`, { headers: { Cookie: visiting.cookie } })).status).toBe(401);
   });
 
   it.each([
-    ["localhost:3000", true],
-    ["LOCALHOST", true],
-    ["parley.localhost:8080", true],
-    ["127.0.0.1:3000", true],
-    ["[::1]:3000", true],
-    ["evil.example", false],
-    ["evil.example:3000", false],
-    ["localhost.evil.example", false],
-    ["10.0.0.5:3000", false],
-    [undefined, false],
-  ])("isLoopbackHost(%j) is %s", (host, expected) => {
-    expect(isLoopbackHost(host)).toBe(expected);
+    ["a session", "/api/session", { "Content-Type": "application/json" }, "{}"],
+    ["a message", "/api/messages", { "Content-Type": "application/json" }, "{}"],
+    ["an upload", "/api/uploads", { "Content-Type": "image/png" }, "png"],
+  ])("refuses %s posted by another site (Sec-Fetch-Site) with 403", async (_label, route, headers, body) => {
+    for (const site of ["cross-site", "same-site"]) {
+      const res = await fetch(`${base}/chat${route}`, { method: "POST", headers: { ...headers, Cookie: me.cookie, "Sec-Fetch-Site": site }, body });
+      expect(res.status).toBe(403);
+      expect((await res.json()).error).toBe("Requests come from the web chat page only.");
+    }
   });
 
-  function callGuard(remoteAddress: string, headers: Record<string, string>) {
-    const answer = { status: 0, body: "", type: "", nextCalled: false };
-    const res = {
-      status(code: number) {
-        answer.status = code;
-        return res;
-      },
-      type(value: string) {
-        answer.type = value;
-        return res;
-      },
-      send(body: string) {
-        answer.body = body;
-        return res;
-      },
-    };
-    const req = { socket: { remoteAddress }, headers };
-    const next: NextFunction = () => {
-      answer.nextCalled = true;
-    };
-    requireLoopback(req as unknown as Request, res as unknown as Response, next);
-    return answer;
-  }
-
-  it("answers 403 with a plain sentence to a non-loopback peer, whatever X-Forwarded-For says", () => {
-    const answer = callGuard("10.0.0.5", { host: "localhost:3000", "x-forwarded-for": "127.0.0.1" });
-    expect(answer).toEqual({ status: 403, body: NOT_LOOPBACK_MESSAGE, type: "text/plain; charset=utf-8", nextCalled: false });
-    expect(NOT_LOOPBACK_MESSAGE).toBe("The web chat only answers on this machine (loopback).");
-  });
-
-  it("lets a loopback peer through", () => {
-    expect(callGuard("::ffff:127.0.0.1", { host: "localhost:3000" }).nextCalled).toBe(true);
-  });
-
-  it("answers 403 to a loopback request naming another host (DNS rebinding)", async () => {
-    const { port } = server.address() as AddressInfo;
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: "127.0.0.1", port, path: "/chat", headers: { host: "evil.example" } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on("error", reject).end();
-    });
-    expect(status).toBe(403);
+  it("bounds what one visitor sends a minute, with a sentence and Retry-After", async () => {
+    const one = await visitor("/limited");
+    const statuses: number[] = [];
+    let refused: globalThis.Response | undefined;
+    for (let i = 0; i < 25; i++) {
+      const res = await post("/limited/api/messages", { id: uuid(), text: `n${i}` }, one);
+      statuses.push(res.status);
+      if (res.status === 429) refused = res;
+    }
+    expect(statuses.filter((s) => s === 202)).toHaveLength(20);
+    expect(refused?.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(await refused!.json()).toEqual({ error: "Too many messages at once: please wait a minute and send it again." });
+    // Another visitor from the same address still gets through (the address allows 60 a minute).
+    expect((await post("/limited/api/messages", { id: uuid(), text: "me too" }, await visitor("/limited"))).status).toBe(202);
   });
 });

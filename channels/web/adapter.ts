@@ -2,21 +2,28 @@ import { randomUUID } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { Logger } from "pino";
 import { DeliveryError, errorMessage } from "../../src/core/errors.ts";
-import { chatKey, isKey, parseKey } from "../../src/core/keys.ts";
+import { isKey, parseKey } from "../../src/core/keys.ts";
 import { formatMegabytes } from "../../src/core/read-capped.ts";
 import type { ChannelAdapter, ChannelStatus, ChatKey, OnMessage } from "../../src/core/types.ts";
 import { loadWebAssets } from "./assets.ts";
+import type { WebChatCredentials } from "./credentials.ts";
 import { createEventHub } from "./event-hub.ts";
 import { createFileStore, isFileToken } from "./file-store.ts";
-import { requireLoopback } from "./loopback.ts";
-import { isClientId, normalizeWebMessage } from "./normalize.ts";
+import { createWindowLimiter, type Take } from "./limits.ts";
+import { normalizeWebMessage } from "./normalize.ts";
+import { createWebSessions, identityKey, isWebChatId, type WebIdentity } from "./sessions.ts";
 import { createUploadStore } from "./uploads.ts";
 
 /**
  * The browser chat: the zero-setup channel. The composition root mounts `router` at /chat; the page POSTs the user's
- * messages and receives replies, edits, drafts, files and "typing" over Server-Sent Events. It answers on loopback
- * only. An image is uploaded first (POST /api/uploads, stored on disk by ./uploads.ts) and then named by the message
- * that carries its caption; a file Parley sends is held behind a one-time link (GET /files/<token>, ./file-store.ts).
+ * messages and receives replies, edits, drafts, files and "typing" over Server-Sent Events. An image is uploaded
+ * first (POST /api/uploads, stored on disk by ./uploads.ts) and then named by the message that carries its caption;
+ * a file Parley sends is held behind a one-time link (GET /files/<token>, ./file-store.ts).
+ *
+ * Access rests on a signed session cookie only (./sessions.ts), never on the network: the page trades the token of
+ * the operator's link for one (POST /api/session), or, with `mode: "public"`, gets a new visitor's. Without a valid
+ * session the page is a short explanation and every other route answers 401. The chat and user key are the
+ * session's. Visitors are limited per address (`req.ip`, which TRUST_PROXY makes the client's) and per identity.
  */
 
 export interface WebChannelDeps {
@@ -25,6 +32,12 @@ export interface WebChannelDeps {
   dataDir: string;
   /** MEDIA_MAX_BYTES: the largest upload accepted; a larger one is cut off with 413 as it streams in. */
   maxUploadBytes: number;
+  /** WEB_CHAT: `operator` (only the holder of the token) or `public` (visitors too, each a signed identity). */
+  mode: "operator" | "public";
+  /** The operator's token and the key that signs session cookies (./credentials.ts). */
+  credentials: WebChatCredentials;
+  /** VISITOR_LIMITS unless given (tests that open many sessions raise them). */
+  visitorLimits?: typeof VISITOR_LIMITS;
   clock?: () => Date;
 }
 
@@ -39,6 +52,19 @@ const HEARTBEAT_MS = 15_000;
 const SWEEP_MS = 60 * 60 * 1000;
 /** What a browser labels an image (or any file, for the page's fallback); a form post cannot send these cross-site. */
 const UPLOAD_TYPE = /^(image\/[a-z0-9.+-]+|application\/octet-stream)\s*(;|$)/i;
+/** Visitors only (the operator is bounded by its quotas): new identities per address, requests per address and identity. */
+export const VISITOR_LIMITS: { newPerAddressPerHour: number; requestsPerAddressPerMinute: number; requestsPerIdentityPerMinute: number } = {
+  newPerAddressPerHour: 20,
+  requestsPerAddressPerMinute: 60,
+  requestsPerIdentityPerMinute: 20,
+};
+export const SESSION_COOKIE = "parley_chat";
+const OPERATOR_NEEDED =
+  "This web chat is the operator's: open it with the link Parley printed when it started (…/chat#token=…), also shown on the admin page.";
+const SESSION_GONE = "Your web chat session is not valid any more: reload the page to start a new one.";
+const SESSION_NEEDED = "The web chat needs a session: open the chat page, which starts one.";
+const WRONG_LINK =
+  "That link is not (or no longer) valid: use the link Parley printed when it last started, also shown on the admin page.";
 const FILE_GONE =
   "This download link has already been used or has expired: a link works once, for an hour. Ask Parley to send the file again.";
 
@@ -55,6 +81,12 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
   const files = createFileStore({ now });
   const { maxUploadBytes } = deps;
   const tooLarge = `That image is too large: the limit is ${formatMegabytes(maxUploadBytes)}.`;
+  const { mode } = deps;
+  const sessions = createWebSessions(deps.credentials, now);
+  const limits = deps.visitorLimits ?? VISITOR_LIMITS;
+  const newVisitors = createWindowLimiter({ limit: limits.newPerAddressPerHour, windowMs: 60 * 60 * 1000, now });
+  const perAddress = createWindowLimiter({ limit: limits.requestsPerAddressPerMinute, windowMs: 60 * 1000, now });
+  const perIdentity = createWindowLimiter({ limit: limits.requestsPerIdentityPerMinute, windowMs: 60 * 1000, now });
 
   let onMessage: OnMessage | undefined;
   let status: ChannelStatus = { state: "stopped", detail: "not started" };
@@ -86,7 +118,7 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
   function target(chat: ChatKey, text: string | undefined, operation: string): ChatKey {
     const parsed = isKey(chat) ? parseKey(chat) : undefined;
     const id = parsed?.id;
-    if (parsed?.channel !== "web" || !isClientId(id)) {
+    if (parsed?.channel !== "web" || !isWebChatId(id)) {
       throw new DeliveryError(`web ${operation}: ${chat} is not a web chat`, false);
     }
     if (text !== undefined && text.length > WEB_LIMITS.maxText) {
@@ -95,7 +127,7 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     if (status.state !== "running") {
       throw new DeliveryError(`web ${operation}: the web channel is ${status.state}`, true);
     }
-    return chatKey("web", id);
+    return `web:${id}`;
   }
 
   const adapter: ChannelAdapter = {
@@ -128,7 +160,7 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
 
     async sendFile(chat, file, opts) {
       const to = target(chat, file.caption, "sendFile");
-      const token = files.put(file);
+      const token = files.put(file, to);
       if (token === undefined) {
         const size = formatMegabytes(file.bytes.byteLength);
         throw new DeliveryError(`web sendFile: ${size} exceed the ${formatMegabytes(files.maxBytes)} a web chat file may have`, false);
@@ -172,10 +204,65 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     },
   };
 
+  /** The session's identity when it may use this chat (a visitor's only while the chat is public). */
+  function identityOf(req: Request): WebIdentity | undefined {
+    const identity = sessions.verify(cookieOf(req, SESSION_COOKIE));
+    return identity?.kind === "visitor" && mode !== "public" ? undefined : identity;
+  }
+
+  function setSession(req: Request, res: Response, kind: "operator" | "visitor"): WebIdentity {
+    const issued = sessions.issue(kind);
+    const attributes = `Path=${req.baseUrl || "/"}; Max-Age=${Math.floor(issued.maxAgeMs / 1000)}; HttpOnly; SameSite=Strict`;
+    res.append("Set-Cookie", `${SESSION_COOKIE}=${issued.value}; ${attributes}${req.secure ? "; Secure" : ""}`);
+    return issued.identity;
+  }
+
+  /** 401 without a valid session; otherwise the identity is in `res.locals.identity` and the chat key is its own. */
+  function requireSession(req: Request, res: Response, next: NextFunction): void {
+    const identity = identityOf(req);
+    if (identity === undefined) {
+      const error = mode === "operator" ? OPERATOR_NEEDED : cookieOf(req, SESSION_COOKIE) === undefined ? SESSION_NEEDED : SESSION_GONE;
+      res.status(401).json({ error });
+      return;
+    }
+    res.locals.identity = identity;
+    next();
+  }
+
+  const chatOf = (res: Response): ChatKey => identityKey(res.locals.identity as WebIdentity) as ChatKey;
+
+  /** Counts a visitor's message or upload against its address and its identity; 429 with a sentence when over. */
+  function limitVisitors(req: Request, res: Response, next: NextFunction): void {
+    const identity = res.locals.identity as WebIdentity;
+    if (identity.kind === "operator") {
+      next();
+      return;
+    }
+    const verdict = worst(perAddress.take(addressOf(req)), perIdentity.take(identity.id));
+    if (!verdict.ok) {
+      refuseBusy(res, verdict.retryAfterMs, "Too many messages at once: please wait a minute and send it again.");
+      return;
+    }
+    next();
+  }
+
+  function refuseBusy(res: Response, retryAfterMs: number, error: string): void {
+    res.status(429).set("Retry-After", String(Math.max(1, Math.ceil(retryAfterMs / 1000)))).json({ error });
+  }
+
   const router = express.Router();
-  router.use(requireLoopback);
   router.use((_req, res, next) => {
     res.set("X-Content-Type-Options", "nosniff");
+    next();
+  });
+  // Only this page may post: a page elsewhere in the browser cannot send JSON or image types without a CORS
+  // preflight (which is never granted), and a browser says where a request comes from (same-site is another port).
+  router.use((req, res, next) => {
+    const site = req.get("sec-fetch-site");
+    if (req.method === "POST" && site !== undefined && site !== "same-origin" && site !== "none") {
+      res.status(403).json({ error: "Requests come from the web chat page only." });
+      return;
+    }
     next();
   });
 
@@ -186,7 +273,13 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
       "X-Frame-Options": "DENY",
       "Cache-Control": "no-store",
     });
-    res.type("text/html; charset=utf-8").send(assets.page(req.baseUrl, maxUploadBytes));
+    const identity = identityOf(req);
+    // Without a session, the operator's chat is a short explanation; its script trades a link's token and reloads.
+    if (identity === undefined && mode === "operator") {
+      res.status(401).type("text/html; charset=utf-8").send(assets.gate(req.baseUrl));
+      return;
+    }
+    res.type("text/html; charset=utf-8").send(assets.page(req.baseUrl, maxUploadBytes, identity?.kind ?? "none"));
   });
 
   router.get("/chat.js", (_req, res) => {
@@ -197,13 +290,51 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     res.set("Cache-Control", "no-cache").type("text/css; charset=utf-8").send(assets.style);
   });
 
-  router.post("/api/messages", express.json({ limit: BODY_LIMIT }), async (req, res) => {
+  /**
+   * Opens a session: `{ token }` from the operator's link gives the operator's; without a token, the session the
+   * cookie already proves, or (public chat only) a new visitor's, a bounded number per address and hour.
+   */
+  router.post("/api/session", express.json({ limit: "4kb" }), (req, res) => {
+    const token = (req.body as { token?: unknown } | undefined)?.token;
+    if (token !== undefined) {
+      if (!sessions.tokenMatches(token)) {
+        log.warn({ ip: req.ip }, "web chat: a link with a wrong token was opened");
+        res.status(401).json({ error: WRONG_LINK });
+        return;
+      }
+      setSession(req, res, "operator");
+      log.info({ ip: req.ip }, "web chat: the operator's link was opened");
+      res.status(200).json({ identity: "operator" });
+      return;
+    }
+    const current = identityOf(req);
+    if (current) {
+      res.status(200).json({ identity: current.kind });
+      return;
+    }
+    if (mode !== "public") {
+      res.status(401).json({ error: OPERATOR_NEEDED });
+      return;
+    }
+    const verdict = newVisitors.take(addressOf(req));
+    if (!verdict.ok) {
+      refuseBusy(res, verdict.retryAfterMs, "Too many new visitors from your network right now: please try again later.");
+      return;
+    }
+    setSession(req, res, "visitor");
+    res.status(200).json({ identity: "visitor" });
+  });
+
+  router.use("/api", requireSession);
+  router.use("/files", requireSession);
+
+  router.post("/api/messages", limitVisitors, express.json({ limit: BODY_LIMIT }), async (req, res) => {
     const handler = onMessage;
     if (!running() || handler === undefined) {
       res.status(503).json({ error: "The web chat is not running; please retry in a moment." });
       return;
     }
-    const result = normalizeWebMessage(req.body, clock());
+    const result = normalizeWebMessage(req.body, chatOf(res), clock());
     if (!result.ok) {
       res.status(400).json({ error: result.error });
       return;
@@ -228,16 +359,9 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     res.status(202).json({ ok: true });
   });
 
-  router.post("/api/uploads", async (req, res) => {
+  router.post("/api/uploads", limitVisitors, async (req, res) => {
     if (!running()) {
       res.status(503).json({ error: "The web chat is not running; please retry in a moment." });
-      return;
-    }
-    // Only this page may upload: a page elsewhere in the browser cannot send these types without a CORS preflight
-    // (which is never granted), and a browser says where a request comes from (same-site is another port here).
-    const site = req.get("sec-fetch-site");
-    if (site !== undefined && site !== "same-origin" && site !== "none") {
-      res.status(403).json({ error: "Uploads come from the web chat page only." });
       return;
     }
     if (!UPLOAD_TYPE.test(req.get("content-type") ?? "")) {
@@ -283,10 +407,10 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     const token = req.params.token;
     // A HEAD (a browser or a link checker looking first) must not use up the one download.
     if (req.method === "HEAD") {
-      res.status(isFileToken(token) && files.has(token) ? 200 : 404).end();
+      res.status(isFileToken(token) && files.has(token, chatOf(res)) ? 200 : 404).end();
       return;
     }
-    const file = isFileToken(token) ? files.take(token) : undefined;
+    const file = isFileToken(token) ? files.take(token, chatOf(res)) : undefined;
     if (!file) {
       res.status(404).type("text/plain; charset=utf-8").send(FILE_GONE);
       return;
@@ -302,11 +426,6 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
       res.status(503).json({ error: "The web chat is not running; please retry in a moment." });
       return;
     }
-    const clientId = req.query.clientId;
-    if (!isClientId(clientId)) {
-      res.status(400).json({ error: "clientId must be 8 to 64 letters, digits or hyphens (a UUID)." });
-      return;
-    }
     const queryLast = typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined;
     const lastEventId = req.get("Last-Event-ID") ?? queryLast;
     res.status(200).set({
@@ -317,7 +436,7 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     res.flushHeaders();
     res.write("retry: 3000\n\n");
     const disconnect = hub.connect(
-      chatKey("web", clientId),
+      chatOf(res),
       { write: (chunk) => res.write(chunk), end: () => res.end() },
       lastEventId,
     );
@@ -334,7 +453,7 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     if (type === "entity.too.large") {
       res.status(413).json({ error: "The message is too large; the limit is 64 KB." });
     } else if (typeof statusCode === "number" && statusCode >= 400 && statusCode < 500) {
-      res.status(statusCode).json({ error: "Send a JSON object { clientId, text, id }." });
+      res.status(statusCode).json({ error: "Send a JSON object { text, id }." });
     } else {
       log.error({ err: error }, `web chat request failed: ${errorMessage(error)}`);
       res.status(500).json({ error: "Something went wrong in the web chat." });
@@ -342,6 +461,27 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
   });
 
   return { adapter, router };
+}
+
+/** The first cookie of that name in the request, if any. */
+function cookieOf(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** The client's address as express says (TRUST_PROXY decides which hop to believe); never a header read here. */
+function addressOf(req: Request): string {
+  return req.ip ?? "unknown";
+}
+
+/** The refusal that waits longest, or ok when both allow. */
+function worst(a: Take, b: Take): Take {
+  if (a.ok) return b;
+  if (b.ok) return a;
+  return a.retryAfterMs >= b.retryAfterMs ? a : b;
 }
 
 /** A file's name as shown and offered for saving: its last path segment, without control characters or leading dots. */
@@ -356,4 +496,13 @@ function safeMimeType(value: string): string {
   const type = value.trim().toLowerCase();
   if (!/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(;\s*charset=[a-z0-9_-]+)?$/.test(type)) return "application/octet-stream";
   return /^(text\/html|application\/xhtml|image\/svg|text\/xml|application\/xml)/.test(type) ? "application/octet-stream" : type;
+}
+
+/** WEB_CHAT=off: no chat, no API; every /chat path is a 404 that says so. */
+export function createWebChatOffRouter(): Router {
+  const router = express.Router();
+  router.use((_req, res) => {
+    res.status(404).set("X-Content-Type-Options", "nosniff").type("text/plain; charset=utf-8").send("The web chat is off (WEB_CHAT=off).");
+  });
+  return router;
 }

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import type { OutboundFile } from "../../src/core/types.ts";
+import type { ChatKey, OutboundFile } from "../../src/core/types.ts";
 
 /**
  * The files Parley sends to a web chat (an /export, …), each behind a one-time link: a token of 256 random bits,
- * the only thing that names the file. `take` hands a file out once and forgets it. Files are held in memory, so a
+ * the only thing that names the file, and good only in the chat it was sent to (the session's). `take` hands a file
+ * out once and forgets it. Files are held in memory, so a
  * restart loses the links that were not used (the user asks again); each lives at most `ttlMs` (an hour), and
  * together they hold at most `maxBytes`, the oldest going first to make room.
  */
@@ -15,12 +16,12 @@ export interface StoredFile {
 }
 
 export interface FileStore {
-  /** Keeps a file and returns its token, or undefined when it is larger than the whole store. */
-  put(file: OutboundFile): string | undefined;
-  /** The file behind a token, once: a second call (or one after the TTL) gives undefined. */
-  take(token: string): StoredFile | undefined;
-  /** Whether a token names a file that can still be taken (HEAD requests look without taking). */
-  has(token: string): boolean;
+  /** Keeps a file for `chat` and returns its token, or undefined when it is larger than the whole store. */
+  put(file: OutboundFile, chat: ChatKey): string | undefined;
+  /** The file behind a token, once, for its own chat only: a second call (or one after the TTL) gives undefined. */
+  take(token: string, chat: ChatKey): StoredFile | undefined;
+  /** Whether a token names a file of `chat` that can still be taken (HEAD requests look without taking). */
+  has(token: string, chat: ChatKey): boolean;
   clear(): void;
   readonly maxBytes: number;
 }
@@ -37,7 +38,7 @@ export function isFileToken(value: unknown): value is string {
 export function createFileStore(options: { now: () => number; ttlMs?: number; maxBytes?: number }): FileStore {
   const { now, ttlMs = FILE_TTL_MS, maxBytes = FILE_STORE_MAX_BYTES } = options;
   // Insertion order is age order: the first entries are the oldest.
-  const files = new Map<string, StoredFile & { expires: number }>();
+  const files = new Map<string, StoredFile & { chat: ChatKey; expires: number }>();
   let total = 0;
 
   function remove(token: string): void {
@@ -56,7 +57,7 @@ export function createFileStore(options: { now: () => number; ttlMs?: number; ma
 
   return {
     maxBytes,
-    put(file) {
+    put(file, chat) {
       const size = file.bytes.byteLength;
       if (size > maxBytes) return undefined;
       expire();
@@ -65,20 +66,20 @@ export function createFileStore(options: { now: () => number; ttlMs?: number; ma
         remove(token);
       }
       const token = randomBytes(32).toString("base64url");
-      files.set(token, { name: file.name, mimeType: file.mimeType, bytes: file.bytes, expires: now() + ttlMs });
+      files.set(token, { name: file.name, mimeType: file.mimeType, bytes: file.bytes, chat, expires: now() + ttlMs });
       total += size;
       return token;
     },
-    take(token) {
+    take(token, chat) {
       expire();
       const file = isFileToken(token) ? files.get(token) : undefined;
-      if (!file) return undefined;
+      if (!file || file.chat !== chat) return undefined;
       remove(token);
       return { name: file.name, mimeType: file.mimeType, bytes: file.bytes };
     },
-    has(token) {
+    has(token, chat) {
       expire();
-      return isFileToken(token) && files.has(token);
+      return isFileToken(token) && files.get(token)?.chat === chat;
     },
     clear() {
       files.clear();

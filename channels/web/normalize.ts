@@ -1,5 +1,5 @@
-import { chatKey, userKey } from "../../src/core/keys.ts";
-import type { Attachment, InboundMessage } from "../../src/core/types.ts";
+import { parseKey } from "../../src/core/keys.ts";
+import type { Attachment, ChatKey, InboundMessage, UserKey } from "../../src/core/types.ts";
 import { isUploadRef } from "./uploads.ts";
 
 /** Limits of one browser message; the body cap sits in front of these in the router. */
@@ -10,27 +10,25 @@ const MIME_PATTERN = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-
 
 const ID_PATTERN = /^[A-Za-z0-9-]{8,64}$/;
 
-/** A browser's client id or message id: UUID-ish, 8 to 64 characters of letters, digits and hyphens. */
-export function isClientId(value: unknown): value is string {
+/** A message id the page made: UUID-ish, 8 to 64 characters of letters, digits and hyphens. */
+export function isMessageId(value: unknown): value is string {
   return typeof value === "string" && ID_PATTERN.test(value);
 }
 
 export type NormalizeResult = { ok: true; message: InboundMessage } | { ok: false; error: string };
 
 /**
- * Turns the page's POST body `{ clientId, text, id, image? }` into an InboundMessage, or says plainly what is wrong.
- * `image` is `{ ref, mimeType?, name? }` for a file uploaded first to /api/uploads; with an image the text (the
- * caption) may be empty. The router checks that the upload exists before the message is stored.
+ * Turns the page's POST body `{ text, id, image? }` from `sender` (the identity of the request's session, never a
+ * field of the body: a `clientId` an older page sends is ignored) into an InboundMessage, or says plainly what is
+ * wrong. `image` is `{ ref, mimeType?, name? }` for a file uploaded first to /api/uploads; with an image the text
+ * (the caption) may be empty. The router checks that the upload exists before the message is stored.
  */
-export function normalizeWebMessage(body: unknown, receivedAt: Date): NormalizeResult {
+export function normalizeWebMessage(body: unknown, sender: UserKey, receivedAt: Date): NormalizeResult {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    return { ok: false, error: "Send a JSON object { clientId, text, id }." };
+    return { ok: false, error: "Send a JSON object { text, id }." };
   }
-  const { clientId, text, id, image } = body as Record<string, unknown>;
-  if (!isClientId(clientId)) {
-    return { ok: false, error: "clientId must be 8 to 64 letters, digits or hyphens (a UUID)." };
-  }
-  if (!isClientId(id)) {
+  const { text, id, image } = body as Record<string, unknown>;
+  if (!isMessageId(id)) {
     return { ok: false, error: "id must be 8 to 64 letters, digits or hyphens (a UUID made by the page)." };
   }
   const attachment = image === undefined ? undefined : imageAttachment(image);
@@ -51,9 +49,9 @@ export function normalizeWebMessage(body: unknown, receivedAt: Date): NormalizeR
     ok: true,
     message: {
       channel: "web",
-      platformMessageId: `${clientId}:${id}`,
-      chat: chatKey("web", clientId),
-      user: userKey("web", clientId),
+      platformMessageId: `${parseKey(sender).id}:${id}`,
+      chat: sender as ChatKey,
+      user: sender,
       isGroup: false,
       mentionsBot: false,
       replyToBot: false,

@@ -1,3 +1,4 @@
+import { isWebVisitor, WEB_OPERATOR } from "../core/keys.ts";
 import type { ChatKey, InboundMessage, UserKey } from "../core/types.ts";
 
 /**
@@ -8,7 +9,11 @@ import type { ChatKey, InboundMessage, UserKey } from "../core/types.ts";
  * - Groups follow GROUP_POLICY on their own: `off`, `allowlist` (GROUP_ALLOWLIST of chat keys; empty means off) or
  *   `open`. A person approved for direct messages is not thereby approved in any group, and in an approved group
  *   everyone may ask (the group was approved, not each member).
- * - A blocked user is refused everywhere. The web chat answers on loopback only: whoever uses it is the operator.
+ * - A blocked user is refused everywhere.
+ * - The web chat is a channel like the others. Its one exception is the operator's own identity (WEB_OPERATOR, which
+ *   only the holder of the link printed at start gets): allowed like an ADMIN_USERS entry, but not an admin unless
+ *   ADMIN_USERS names it. Public web visitors follow ACCESS_POLICY, and are never admins, whatever ADMIN_USERS says:
+ *   their identity is a cookie, not an account on a platform.
  */
 
 export type AccessPolicyName = "pairing" | "allowlist" | "open";
@@ -33,13 +38,13 @@ export type AccessVerdict =
 
 export function decideAccess(settings: AccessSettings, message: InboundMessage, status: UserStatus): AccessVerdict {
   if (status === "blocked") return { type: "blocked" };
-  if (message.channel === "web") return { type: "allowed" };
+  if (message.channel === "web" && message.user === WEB_OPERATOR && !message.isGroup) return { type: "allowed" };
   if (message.isGroup) return groupOpen(settings.groups, message.chat) ? { type: "allowed" } : { type: "group-closed" };
   if (
     settings.policy === "open" ||
     status === "allowed" ||
     settings.allowedUsers.has(message.user) ||
-    settings.adminUsers.has(message.user)
+    isAdmin(settings, message.user)
   ) {
     return { type: "allowed" };
   }
@@ -60,6 +65,7 @@ export function groupOpen(groups: AccessSettings["groups"], chat: ChatKey): bool
   }
 }
 
+/** ADMIN_USERS, matched on the exact key; never a web visitor. Where a request comes from plays no part. */
 export function isAdmin(settings: Pick<AccessSettings, "adminUsers">, user: UserKey): boolean {
-  return settings.adminUsers.has(user);
+  return settings.adminUsers.has(user) && !isWebVisitor(user);
 }

@@ -65,6 +65,8 @@ export interface AdminDeps {
   providerHealth?: () => readonly ProviderHealth[];
   /** QUOTA_* defaults, shown beside a user's own quotas. */
   quotaDefaults?: QuotaLimits;
+  /** The operator's web chat link (`/chat#token=…`), shown on the overview to a signed-in admin; unset when off. */
+  webChatLink?: string;
   clock?: () => Date;
   /** Signed-in sessions end after this long without a request. */
   sessionIdleMs?: number;
@@ -162,7 +164,7 @@ export async function createAdminRouter(deps: AdminDeps): Promise<Router> {
   router.get("/", async (req, res) => {
     const stats = await loadOverview(db, clock());
     const channels = [...deps.adapters].map(([name, adapter]) => ({ name, status: adapter.status() }));
-    send(res, overviewView(ctx(req, res), { channels, stats, health: deps.providerHealth?.() ?? [] }).value);
+    send(res, overviewView(ctx(req, res), { channels, stats, health: deps.providerHealth?.() ?? [], webChatLink: deps.webChatLink }).value);
   });
 
   router.get("/api/overview", async (_req, res) => {

@@ -26,6 +26,8 @@ export interface OverviewData {
   channels: Array<{ name: ChannelName; status: ChannelStatus }>;
   stats: OverviewStats;
   health: readonly ProviderHealth[];
+  /** The operator's web chat link, with its token; only ever rendered for a signed-in admin. */
+  webChatLink?: string;
 }
 
 export function overviewView(ctx: PageContext, data: OverviewData): Html {
@@ -65,8 +67,18 @@ export function overviewView(ctx: PageContext, data: OverviewData): Html {
     <section>
       <h2>Model providers</h2>
       ${providersTable(data)}
-    </section>`,
+    </section>
+    ${data.webChatLink === undefined ? "" : webChatSection(data.webChatLink)}`,
   );
+}
+
+function webChatSection(link: string): Html {
+  return html`<section id="web-chat">
+      <h2>Web chat</h2>
+      <p><a class="web-chat-link" href="${link}" rel="noreferrer">Open the web chat as the operator</a>.
+        The link carries the operator's credential (the same one Parley prints at start): keep it to yourself. To make a
+        new one, delete <code>web-chat-token</code> in the data directory and restart Parley.</p>
+    </section>`;
 }
 
 function channelDetail(status: ChannelStatus): Html | string {

@@ -45,3 +45,14 @@ function makeKey(channel: ChannelName, platformId: string | number): `${ChannelN
   if (id === "") throw new Error(`empty platform id for channel ${channel}`);
   return `${channel}:${id}`;
 }
+
+/**
+ * The web chat's identities, issued by the server only (never chosen by the page): the operator, who holds the link
+ * printed at start, is `web:operator`; a visitor of a public web chat is `web:v-<random id>`.
+ */
+export const WEB_OPERATOR: UserKey = "web:operator";
+export const WEB_VISITOR_PREFIX = "v-";
+
+export function isWebVisitor(user: string): boolean {
+  return user.startsWith(`web:${WEB_VISITOR_PREFIX}`);
+}

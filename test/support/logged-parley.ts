@@ -1,4 +1,4 @@
-import { startParley, type Parley, type ParleyOptions } from "../../src/app.ts";
+import { loadStartupCredentials, startParley, type Parley, type ParleyOptions } from "../../src/app.ts";
 import { loadConfig, secretsOf } from "../../src/config.ts";
 import { createLogSink } from "../../src/observability/log-sink.ts";
 import { createLogger } from "../../src/observability/logger.ts";
@@ -19,7 +19,8 @@ export async function startLoggedParley(
   tuning: ParleyOptions["tuning"] = {},
 ): Promise<LoggedParley> {
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", WORKER_CONCURRENCY: "4", ...db.env, ...env }, "/nonexistent/.env");
-  const secrets = secretsOf(config);
+  const startup = await loadStartupCredentials(config);
+  const secrets = [...secretsOf(config), ...startup.secrets];
   const lines: string[] = [];
   const sink = createLogSink({ tee: (line) => lines.push(line), warn: (text) => lines.push(text), flushMs: 50 });
   const log = createLogger({ level: "debug", secrets, write: sink.write });
@@ -28,6 +29,7 @@ export async function startLoggedParley(
     log,
     secrets,
     logSink: sink,
+    webChatCredentials: startup.webChat,
     tuning: { leaseMs: 1_000, pollMs: 100, retryBaseMs: 200, ...tuning },
   });
   return Object.assign(parley, { lines, text: () => lines.join("") });

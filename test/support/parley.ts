@@ -1,4 +1,4 @@
-import { startParley, type Parley, type ParleyOptions } from "../../src/app.ts";
+import { loadStartupCredentials, startParley, type Parley, type ParleyOptions } from "../../src/app.ts";
 import { loadConfig, secretsOf } from "../../src/config.ts";
 import { captureLogs } from "./logs.ts";
 import type { TestDatabase } from "./databases.ts";
@@ -17,8 +17,16 @@ export async function startTestParley(
   fakes: Pick<ParleyOptions, "createWhatsAppClient"> = {},
 ): Promise<TestParley> {
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", WORKER_CONCURRENCY: "4", ...db.env, ...env }, "/nonexistent/.env");
-  const secrets = secretsOf(config);
+  const startup = await loadStartupCredentials(config);
+  const secrets = [...secretsOf(config), ...startup.secrets];
   const logs = captureLogs(secrets);
-  const parley = await startParley({ config, log: logs.log, secrets, tuning: { leaseMs: 1_000, pollMs: 100, retryBaseMs: 200 }, ...fakes });
+  const parley = await startParley({
+    config,
+    log: logs.log,
+    secrets,
+    webChatCredentials: startup.webChat,
+    tuning: { leaseMs: 1_000, pollMs: 100, retryBaseMs: 200 },
+    ...fakes,
+  });
   return Object.assign(parley, { logs });
 }

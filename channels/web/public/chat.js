@@ -4,9 +4,57 @@
   "use strict";
 
   const base = document.body.dataset.base || "";
+
+  // ---- the session ---------------------------------------------------------------------------------------------
+  // The operator's link carries its token in the fragment (#token=…), which never reaches a server log or a Referer.
+  // It is taken off the address bar at once and traded for an HttpOnly session cookie; nothing here keeps it.
+
+  function takeToken() {
+    const match = /(?:^#|&)token=([A-Za-z0-9_-]+)/.exec(window.location.hash);
+    if (/token=/.test(window.location.hash)) history.replaceState(null, "", window.location.pathname + window.location.search);
+    return match ? match[1] : null;
+  }
+
+  /** Opens a session (the operator's with a token; else the current one, or a public chat's new visitor's). */
+  async function openSession(token) {
+    try {
+      const res = await fetch(`${base}/api/session`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(token ? { token } : {}),
+      });
+      if (res.ok) return null;
+      const body = await res.json().catch(() => null);
+      return body && typeof body.error === "string" ? body.error : `Parley answered ${res.status}.`;
+    } catch {
+      return "Could not reach Parley. Check that it is running, then reload the page.";
+    }
+  }
+
+  const token = takeToken();
+
+  // A link opened in a tab that shows this page already changes only the fragment: trade it, then load the chat.
+  window.addEventListener("hashchange", () => {
+    const next = takeToken();
+    if (next) void openSession(next).then((error) => (error === null ? window.location.replace(`${base}/`) : gateError(error)));
+  });
+
+  function gateError(error) {
+    const status = document.getElementById("gate-status") || document.getElementById("status");
+    status.textContent = error;
+    status.classList.add("error");
+  }
+
+  if (document.body.dataset.page === "gate") {
+    if (token) {
+      document.getElementById("gate-status").textContent = "Opening the chat…";
+      void openSession(token).then((error) => (error === null ? window.location.replace(`${base}/`) : gateError(error)));
+    }
+    return;
+  }
+
   const MAX_CHARS = 16000;
   const MAX_UPLOAD = Number(document.body.dataset.maxUpload) || 10 * 1024 * 1024;
-  const ID_PATTERN = /^[A-Za-z0-9-]{8,64}$/;
   const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -25,7 +73,7 @@
     removeImage: $("remove-image"),
   };
 
-  // ---- identity ------------------------------------------------------------------------------------------------
+  // ---- ids and storage -----------------------------------------------------------------------------------------
 
   function randomId() {
     if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
@@ -36,9 +84,11 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  // Who writes is the session's (the cookie), never something the page says. The tab keeps only the id of the last
+  // event it saw, so that a reload gets what it missed.
   function load(key) {
     try {
-      return window.localStorage.getItem(key);
+      return window.sessionStorage.getItem(key);
     } catch {
       return null;
     }
@@ -46,18 +96,13 @@
 
   function save(key, value) {
     try {
-      window.localStorage.setItem(key, value);
+      window.sessionStorage.setItem(key, value);
     } catch {
       // Storage may be disabled; the chat still works for this tab.
     }
   }
 
-  let clientId = load("parley.clientId");
-  if (!clientId || !ID_PATTERN.test(clientId)) {
-    clientId = randomId();
-    save("parley.clientId", clientId);
-  }
-  const lastEventKey = `parley.lastEventId.${clientId}`;
+  const lastEventKey = "parley.lastEventId";
 
   // ---- Markdown to DOM -----------------------------------------------------------------------------------------
 
@@ -430,8 +475,8 @@
   function connect() {
     clearTimeout(retryTimer);
     const last = load(lastEventKey);
-    let url = `${base}/api/events?clientId=${encodeURIComponent(clientId)}`;
-    if (last) url += `&lastEventId=${encodeURIComponent(last)}`;
+    let url = `${base}/api/events`;
+    if (last) url += `?lastEventId=${encodeURIComponent(last)}`;
     source = new EventSource(url);
     source.addEventListener("open", () => {
       retryDelay = 1000;
@@ -490,7 +535,7 @@
       const res = await fetch(`${base}/api/messages`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(image ? { clientId, text, id, image } : { clientId, text, id }),
+        body: JSON.stringify(image ? { text, id, image } : { text, id }),
       });
       if (res.status === 202) return null;
       if (res.status === 400 && pending) pending.ref = null; // e.g. the upload expired: upload it again next time
@@ -645,6 +690,22 @@
     ui.input.focus();
   });
 
-  connect();
   ui.input.focus();
+  const hasSession = document.body.dataset.session !== "none";
+  if (token || !hasSession) {
+    setBusy(true);
+    setStatus("Opening the chat…");
+    void openSession(token).then((error) => {
+      // A refused link on a page that has a session already: say so, and go on with that session.
+      if (error !== null && !hasSession) {
+        setStatus(error, "error");
+        return;
+      }
+      setBusy(false);
+      setStatus(error === null ? "" : error, error === null ? undefined : "error");
+      connect();
+    });
+  } else {
+    connect();
+  }
 })();
