@@ -189,3 +189,39 @@ describe.skipIf(CHROMIUM_MISSING !== undefined)("the web chat page in a browser"
     expect(cspViolations).toEqual([]);
   });
 });
+
+/** WEB_CHAT=public in headless Chromium: a visitor's page opens a session of its own and is treated as a stranger. */
+describe.skipIf(CHROMIUM_MISSING !== undefined)("the public web chat page in a browser", () => {
+  let db: TestDatabase;
+  let model: FakeOpenAIServer;
+  let parley: TestParley;
+  let browser: TestBrowser;
+
+  beforeAll(async () => {
+    [db, model, browser] = await Promise.all([createTestDatabase("pglite"), startFakeOpenAIServer(), launchBrowser()]);
+    parley = await startTestParley(db, { WEB_CHAT: "public", MODELS_INSTANT: "openai-compatible:web-model", OPENAI_COMPATIBLE_BASE_URL: `${model.url}/v1` });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await parley?.stop();
+    await model?.close();
+    await db?.drop();
+  });
+
+  it("gives a new visitor a session and, under the default pairing policy, a code to show the operator and no model call", async () => {
+    model.reply("web-model", { text: "should never be asked" });
+    const page = await browser.context.newPage();
+    const opened = page.waitForResponse((r) => r.url().endsWith("/chat/api/session"));
+    await page.goto(`${parley.url}/chat`);
+    expect((await opened).status()).toBe(200);
+    const [cookie] = await browser.context.cookies();
+    expect(cookie).toMatchObject({ name: "parley_chat", httpOnly: true, sameSite: "Strict", path: "/chat" });
+    await page.waitForSelector("#send:not([disabled])");
+    await page.fill("#input", "hello, who are you?");
+    await page.click("#send");
+    await page.waitForSelector(".msg-assistant >> text=Ask the operator to approve code");
+    expect(await page.locator(".msg-assistant").last().textContent()).toMatch(/approve code [A-Z0-9]{8}/);
+    expect(model.requests).toHaveLength(0);
+    await page.close();
+  });
+});
