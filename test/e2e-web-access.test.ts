@@ -353,6 +353,29 @@ describe("WEB_CHAT=public", () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(10);
   });
 
+  it("counts visitors by the client's address only as TRUST_PROXY says, and marks the cookie Secure behind HTTPS", async () => {
+    const newSession = (headers: Record<string, string>) =>
+      fetch(`${parley!.url}/chat/api/session`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: "{}" });
+    // No TRUST_PROXY: a client's own X-Forwarded-For names nobody; every request counts for the socket's 127.0.0.1.
+    parley = await start({ WEB_CHAT: "public" });
+    const untrusted = [];
+    for (let i = 0; i < 21; i++) untrusted.push((await newSession({ "X-Forwarded-For": `198.51.100.${i}` })).status);
+    expect(untrusted.filter((s) => s === 429)).toHaveLength(1);
+    const plain = await newSession({ "X-Forwarded-For": "198.51.100.200", "X-Forwarded-Proto": "https" });
+    expect(plain.status).toBe(429);
+    await parley.stop();
+
+    // TRUST_PROXY=loopback: the proxy's X-Forwarded-For is the client, one address's limit leaves the others alone.
+    parley = await start({ WEB_CHAT: "public", TRUST_PROXY: "loopback" });
+    for (let i = 0; i < 20; i++) expect((await newSession({ "X-Forwarded-For": "198.51.100.7" })).status).toBe(200);
+    expect((await newSession({ "X-Forwarded-For": "198.51.100.7" })).status).toBe(429);
+    const other = await newSession({ "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https" });
+    expect(other.status).toBe(200);
+    expect(other.headers.getSetCookie()[0]).toMatch(/; HttpOnly; SameSite=Strict; Secure$/);
+    const http = await newSession({ "X-Forwarded-For": "203.0.113.10" });
+    expect(http.headers.getSetCookie()[0]).not.toMatch(/Secure/);
+  });
+
   it("never makes a visitor an admin, even one calling itself the operator while ADMIN_USERS names web:operator", async () => {
     parley = await start({ WEB_CHAT: "public", ACCESS_POLICY: "open", ADMIN_USERS: "web:operator" });
     model.reply(MODEL, { text: "a model answer" });
