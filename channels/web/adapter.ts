@@ -53,7 +53,7 @@ const SWEEP_MS = 60 * 60 * 1000;
 /** What a browser labels an image (or any file, for the page's fallback); a form post cannot send these cross-site. */
 const UPLOAD_TYPE = /^(image\/[a-z0-9.+-]+|application\/octet-stream)\s*(;|$)/i;
 /** Visitors only (the operator is bounded by its quotas): new identities per address, requests per address and identity. */
-export const VISITOR_LIMITS: { newPerAddressPerHour: number; requestsPerAddressPerMinute: number; requestsPerIdentityPerMinute: number } = {
+export const VISITOR_LIMITS: Readonly<{ newPerAddressPerHour: number; requestsPerAddressPerMinute: number; requestsPerIdentityPerMinute: number }> = {
   newPerAddressPerHour: 20,
   requestsPerAddressPerMinute: 60,
   requestsPerIdentityPerMinute: 20,

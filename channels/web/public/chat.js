@@ -23,7 +23,15 @@
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(token ? { token } : {}),
       });
-      if (res.ok) return null;
+      if (res.ok) {
+        // Perhaps another identity than before: the last event this tab saw was of another chat.
+        try {
+          window.sessionStorage.removeItem("parley.lastEventId");
+        } catch {
+          // Storage may be disabled.
+        }
+        return null;
+      }
       const body = await res.json().catch(() => null);
       return body && typeof body.error === "string" ? body.error : `Parley answered ${res.status}.`;
     } catch {
