@@ -174,6 +174,8 @@ describe("the operator's web chat (WEB_CHAT unset: operator)", () => {
       expect((await res.json()).error).toMatch(/^That link is not \(or no longer\) valid/);
       expect(res.headers.getSetCookie()).toEqual([]);
     }
+    // Guesses are logged once a minute per address, and never lock out the right token.
+    expect(parley.logs.lines.filter((line) => line.includes("a link with a wrong token was opened"))).toHaveLength(1);
     const operator = await openWebChat(parley.url, token);
     const value = cookieValue(operator);
     const flipped = value.slice(0, -1) + (value.endsWith("A") ? "B" : "A");

@@ -87,6 +87,9 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
   const newVisitors = createWindowLimiter({ limit: limits.newPerAddressPerHour, windowMs: 60 * 60 * 1000, now });
   const perAddress = createWindowLimiter({ limit: limits.requestsPerAddressPerMinute, windowMs: 60 * 1000, now });
   const perIdentity = createWindowLimiter({ limit: limits.requestsPerIdentityPerMinute, windowMs: 60 * 1000, now });
+  // A wrong token is always refused, never locked out for (the right one must keep working); it is logged at most
+  // once a minute per address, so a flood of guesses cannot flood the log.
+  const wrongTokenLogs = createWindowLimiter({ limit: 1, windowMs: 60 * 1000, now });
 
   let onMessage: OnMessage | undefined;
   let status: ChannelStatus = { state: "stopped", detail: "not started" };
@@ -298,7 +301,7 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
     const token = (req.body as { token?: unknown } | undefined)?.token;
     if (token !== undefined) {
       if (!sessions.tokenMatches(token)) {
-        log.warn({ ip: req.ip }, "web chat: a link with a wrong token was opened");
+        if (wrongTokenLogs.take(addressOf(req)).ok) log.warn({ ip: req.ip }, "web chat: a link with a wrong token was opened");
         res.status(401).json({ error: WRONG_LINK });
         return;
       }
