@@ -297,7 +297,7 @@ export function createWebChannel(deps: WebChannelDeps): WebChannel {
    * Opens a session: `{ token }` from the operator's link gives the operator's; without a token, the session the
    * cookie already proves, or (public chat only) a new visitor's, a bounded number per address and hour.
    */
-  router.post("/api/session", express.json({ limit: "4kb" }), (req, res) => {
+  router.post("/api/session", express.json({ limit: BODY_LIMIT }), (req, res) => {
     const token = (req.body as { token?: unknown } | undefined)?.token;
     if (token !== undefined) {
       if (!sessions.tokenMatches(token)) {
