@@ -171,7 +171,9 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
       slot?.release();
       throw error;
     }
-    if (accepted.duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
+    if (accepted.setAside !== undefined) {
+      log.warn({ channel: message.channel, id: message.platformMessageId, reason: accepted.setAside }, "message set aside: the database refused it");
+    } else if (accepted.duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
     else metrics.messageReceived(message.channel);
     if (accepted.claimed) slot!.give(accepted.claimed);
     else if (slot) slot.release();
