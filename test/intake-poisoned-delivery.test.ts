@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inbox, inboxDeadLetters } from "../src/db/schema.ts";
 import { deliverWebhook, startFakeGraph, whatsappWebhook as wa, type FakeGraph } from "./fakes/graph-api.ts";
+import { signInAdmin } from "./support/admin-client.ts";
 import { DATABASE_KINDS } from "./support/databases.ts";
 import { startTestParley, type TestParley } from "./support/parley.ts";
 import { useScene } from "./support/scene.ts";
@@ -135,7 +136,7 @@ describe.each(DATABASE_KINDS)("poisoned deliveries on %s", (kind) => {
   });
 
   it("sets aside a message the database refuses, stores and answers its neighbours, and answers the delivery 200", async () => {
-    await start();
+    await start({ ADMIN_PASSWORD: "poison-admin-password-0123" });
     // A refusal that cleaning cannot prevent: the database's own rule against one message's content.
     await parley.database.db.execute(
       sql.raw(`alter table inbox add constraint test_refuses_one check (payload->>'text' <> 'the database refuses this')`),
@@ -167,6 +168,8 @@ describe.each(DATABASE_KINDS)("poisoned deliveries on %s", (kind) => {
     // Meta delivers the same batch again (e.g. a timeout on its side): still 200, nothing answered twice.
     expect((await deliverWebhook(`${parley.url}/webhooks/whatsapp`, payload, APP_SECRET)).status).toBe(200);
     expect(await parley.database.db.select().from(inboxDeadLetters)).toHaveLength(1);
+    const overview = await (await signInAdmin(parley.url, "poison-admin-password-0123")).get("/admin/");
+    expect(overview.text).toMatch(/<h2>Set aside \(refused by the database\)<\/h2><p class="big">1<\/p>/);
   });
 
   it("ignores Telegram updates of the wrong shape with one log line each, and answers the chat's next message at once", async () => {
