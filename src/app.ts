@@ -11,6 +11,7 @@ import type { CreateWhatsAppClient } from "../channels/whatsapp/client-port.ts";
 import type { Config } from "./config.ts";
 import { createConversationService } from "./conversation/service.ts";
 import { createConversationStore } from "./conversation/store.ts";
+import { errorMessage } from "./core/errors.ts";
 import type { ChannelAdapter, ChannelName, InboundMessage } from "./core/types.ts";
 import { openDatabase, type Database } from "./db/client.ts";
 import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/server.ts";
@@ -284,7 +285,7 @@ async function openWithRetry(config: Config, log: Logger): Promise<Database> {
       if (attempt >= 5) {
         throw new Error(
           `cannot open the database (${config.database.kind === "postgres" ? "check DATABASE_URL" : `PGlite in ${config.dataDir}`}): ${
-            error instanceof Error ? error.message : String(error)
+            errorMessage(error)
           }`,
           { cause: error },
         );
