@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { cleanDeep, cleanText } from "../src/core/clean-text.ts";
 import { safeErrorFields, safeMessage } from "../src/core/safe-error.ts";
 import { storageFailure } from "../src/db/failures.ts";
+import { captureLogs } from "./support/logs.ts";
 
 describe("cleanText", () => {
   it.each([
@@ -113,5 +114,28 @@ describe("safe error text: no values, no prompts", () => {
     const retry = Object.assign(new Error(`Failed after 3 attempts. Last error: ${last.message}`), { name: "AI_RetryError", reason: "maxRetriesExceeded", lastError: last, errors: [last] });
     expect(safeMessage(retry)).not.toContain(CANARY);
     expect(JSON.stringify(safeErrorFields(retry))).not.toContain(CANARY);
+  });
+});
+
+describe("the logger writes every error it is given by its safe fields", () => {
+  const CANARY = "canary-logger-91b2";
+  const failed = () =>
+    new DrizzleQueryError(`insert into "users" ("display_name") values ($1)`, [CANARY], serverError("23514", {
+      detail: `Failing row contains (${CANARY}).`,
+      constraint: "users_check",
+      table: "users",
+    }));
+
+  it.each([
+    ["under err", (log: ReturnType<typeof captureLogs>["log"]) => log.error({ err: failed() }, "failed")],
+    ["as the only argument", (log: ReturnType<typeof captureLogs>["log"]) => log.error(failed())],
+    ["under another field, nested", (log: ReturnType<typeof captureLogs>["log"]) => log.warn({ outcome: { error: failed() } }, "nested")],
+    ["as a cause", (log: ReturnType<typeof captureLogs>["log"]) => log.warn({ err: new Error("delivery failed", { cause: failed() }) }, "cause")],
+  ])("%s", (name, write) => {
+    const logs = captureLogs();
+    write(logs.log);
+    if (name === "as a cause") expect(logs.text()).toContain("delivery failed");
+    expect(logs.text()).toContain("SQLSTATE 23514 (table users, constraint users_check)");
+    expect(logs.text()).not.toContain(CANARY);
   });
 });

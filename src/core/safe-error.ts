@@ -65,7 +65,10 @@ interface DatabaseFacts {
   connection?: string;
 }
 
+/** The facts of a database error: `error` itself is drizzle's wrapper or the server's error (a wrapper of ours, e.g.
+ * a DeliveryError with a database error as its cause, keeps its own message and has its cause described). */
 function databaseFacts(error: unknown): DatabaseFacts | undefined {
+  if (!isQueryError(error) && !isServerError(error)) return undefined;
   const links = chain(error);
   const server = links.find(isServerError);
   const query = links.find(isQueryError);
