@@ -16,7 +16,7 @@ import { useScene } from "./support/scene.ts";
 
 const APP_SECRET = "poison-app-secret-0123";
 const HOOK_SECRET = "poison-webhook-secret_0123";
-const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 10_000, interval: 25 });
+const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 20_000, interval: 25 });
 const now = () => String(Math.floor(Date.now() / 1000));
 
 describe.each(DATABASE_KINDS)("poisoned deliveries on %s", (kind) => {

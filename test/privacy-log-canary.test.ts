@@ -20,7 +20,7 @@ const CANARY = "zebra-canary-5521";
 const APP_SECRET = "canary-app-secret-0123";
 const ADMIN_PASSWORD = "canary-admin-password-0123";
 const MODEL = "canary-model";
-const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 15_000, interval: 50 });
+const waitFor = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 30_000, interval: 50 });
 const now = () => String(Math.floor(Date.now() / 1000));
 
 describe.each(DATABASE_KINDS)("no message text or name in the logs when things fail, on %s", (kind) => {
