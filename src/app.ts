@@ -12,6 +12,7 @@ import type { CreateWhatsAppClient } from "../channels/whatsapp/client-port.ts";
 import type { Config } from "./config.ts";
 import { createConversationService } from "./conversation/service.ts";
 import { createConversationStore } from "./conversation/store.ts";
+import { errorMessage } from "./core/errors.ts";
 import type { ChannelAdapter, ChannelName, InboundMessage } from "./core/types.ts";
 import { openDatabase, type Database } from "./db/client.ts";
 import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/server.ts";
@@ -202,7 +203,9 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
       slot?.release();
       throw error;
     }
-    if (accepted.duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
+    if (accepted.setAside !== undefined) {
+      log.warn({ channel: message.channel, id: message.platformMessageId, reason: accepted.setAside }, "message set aside: the database refused it");
+    } else if (accepted.duplicate) log.debug({ channel: message.channel, id: message.platformMessageId }, "duplicate delivery ignored");
     else metrics.messageReceived(message.channel);
     if (accepted.claimed) slot!.give(accepted.claimed);
     else if (slot) slot.release();
@@ -317,7 +320,7 @@ async function openWithRetry(config: Config, log: Logger): Promise<Database> {
       if (attempt >= 5) {
         throw new Error(
           `cannot open the database (${config.database.kind === "postgres" ? "check DATABASE_URL" : `PGlite in ${config.dataDir}`}): ${
-            error instanceof Error ? error.message : String(error)
+            errorMessage(error)
           }`,
           { cause: error },
         );

@@ -540,6 +540,26 @@ describe("receiving", () => {
     expect(t.logs()).toContain("WhatsApp message stored after retrying");
   });
 
+  it("skips a message of the wrong shape with one log line, without its values, and takes the next one", async () => {
+    const t = await connectedSetup();
+    const client = t.client();
+    const numericId = waMessage({ chat: PERSON, body: "numeric id" });
+    (numericId.id as { _serialized: unknown })._serialized = 4242;
+    const objectBody = waMessage({ chat: PERSON });
+    (objectBody as { body: unknown }).body = { text: "object body secret" };
+    const numericName = waMessage({ chat: PERSON, body: "numeric name" });
+    numericName._data = { notifyName: 42 as never };
+    const stringMentions = waMessage({ chat: GROUP, author: PERSON, body: "mentions", mentionedIds: [] });
+    (stringMentions as { mentionedIds: unknown }).mentionedIds = BOT_WID;
+    for (const m of [numericId, objectBody, numericName, stringMentions]) client.receive(m);
+    client.receive(waMessage({ chat: PERSON, body: "a good one", notifyName: "Anna" }));
+    await settle();
+    expect(t.received).toEqual([expect.objectContaining({ text: "a good one", displayName: "Anna" })]);
+    const skipped = t.logs().split("\n").filter((line) => line.includes("unreadable WhatsApp message skipped"));
+    expect(skipped).toHaveLength(4);
+    expect(skipped.join("")).not.toContain("object body secret");
+  });
+
   it("ignores the bot's own messages, stickers and status updates, and survives garbage events", async () => {
     const t = await connectedSetup();
     const client = t.client();

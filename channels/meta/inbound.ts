@@ -43,7 +43,8 @@ export function normalizeEntries<T>(
 
 /**
  * Hands every message of one payload to `onMessage`, one after the other (the order Meta batched them in), and
- * resolves when all were stored; the first rejection propagates and the rest wait for Meta's redelivery.
+ * resolves when each was stored or set aside (a message the database refuses does not hold back its neighbours).
+ * onMessage rejects only for a database outage: that propagates, and the rest wait for Meta's redelivery.
  */
 export async function deliverOutcomes(
   outcomes: readonly InboundOutcome[],

@@ -20,8 +20,9 @@ export interface MetaWebhookOptions {
   /** False before start() and after the stop: Meta is answered 503 and delivers again later. */
   isReady(): boolean;
   /**
-   * Handles one verified, parsed payload. Resolves once every message in it was stored (Meta gets 200); rejects
-   * when one could not be (Meta gets 500 and delivers the whole payload again; stored ones are deduplicated).
+   * Handles one verified, parsed payload. Resolves once every message in it was stored or set aside (Meta gets
+   * 200); rejects when the database is out (Meta gets 500 and delivers the whole payload again; stored ones are
+   * deduplicated).
    */
   handle(payload: unknown): Promise<void>;
 }

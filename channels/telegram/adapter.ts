@@ -12,6 +12,7 @@ import { downloadTelegramFile } from "./download.ts";
 import { describeError, isTokenRejected, isTransient } from "./errors.ts";
 import { floodWait, type PauseStore } from "./flood-wait.ts";
 import { normalizeUpdate } from "./normalize.ts";
+import { updateShapeProblem } from "./update-shape.ts";
 import { createOutbound } from "./outbound.ts";
 import { pollDurably, sleep } from "./polling.ts";
 import { toGrammySignal } from "./signal.ts";
@@ -80,6 +81,12 @@ export function createTelegramChannel(deps: TelegramChannelDeps): TelegramChanne
   // Updates of one chat are handled in order, different chats in parallel.
   bot.use(sequentialize((ctx) => (ctx.chat === undefined ? [] : String(ctx.chat.id))));
   bot.use(async (ctx) => {
+    const problem = updateShapeProblem(ctx.update);
+    if (problem !== null) {
+      // Not what the Bot API documents: it would fail again on every delivery, so it is confirmed and dropped.
+      log.warn({ updateId: ctx.update.update_id, problem }, "Telegram update with an unexpected shape ignored");
+      return;
+    }
     let message;
     try {
       message = normalizeUpdate(ctx.update, { id: ctx.me.id, username: ctx.me.username });

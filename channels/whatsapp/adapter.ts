@@ -10,6 +10,7 @@ import type { CreateWhatsAppClient, WhatsAppClientPort, WhatsAppMessage } from "
 import { downloadWhatsAppMedia } from "./download.ts";
 import { isPageGone, toWhatsAppError } from "./errors.ts";
 import { createInboundQueue, type InboundQueue } from "./inbound-queue.ts";
+import { messageShapeProblem } from "./message-shape.ts";
 import { normalizeWhatsAppMessage, type BotIdentity } from "./normalize.ts";
 import { createQrOutput, type QrOutputDeps } from "./qr-output.ts";
 import { createSupervisor, type SupervisorTuning } from "./supervisor.ts";
@@ -111,7 +112,13 @@ export function createWhatsAppWebChannel(deps: WhatsAppWebChannelDeps): WhatsApp
   async function receive(m: WhatsAppMessage, bot: BotIdentity): Promise<void> {
     const queue = inbound;
     if (queue === undefined) return;
-    const id = typeof m?.id?._serialized === "string" ? m.id._serialized : undefined;
+    const id = typeof m?.id?._serialized === "string" ? m.id._serialized.slice(0, 200) : undefined;
+    const problem = messageShapeProblem(m);
+    if (problem !== null) {
+      // Not the shape the library documents: it would fail the same way again, so it is dropped, said once.
+      log.warn({ platformMessageId: id, problem }, "unreadable WhatsApp message skipped");
+      return;
+    }
     try {
       const message = await normalizeWhatsAppMessage(m, {
         bot,

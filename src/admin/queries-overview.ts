@@ -29,6 +29,8 @@ export interface ProviderActivity {
 
 export interface OverviewStats {
   messages: { hour: number; day: number };
+  /** Incoming messages the database refused and the inbox set aside (inbox_dead_letters). */
+  setAside: { hour: number; day: number };
   calls: { hour: CallStats; day: CallStats };
   /** Messages (both roles) per hour for the last 24 hours, oldest first. */
   perHour: Array<{ start: Date; count: number }>;
@@ -44,7 +46,7 @@ export async function loadOverview(db: Db, now: Date): Promise<OverviewStats> {
   const weekAgo = at(new Date(now.getTime() - 7 * 24 * HOUR));
   const firstHour = Math.floor(now.getTime() / HOUR) - 23;
 
-  const [messageRows, hourCalls, dayCalls, hourRows, providerRows] = await Promise.all([
+  const [messageRows, hourCalls, dayCalls, hourRows, providerRows, setAsideRows] = await Promise.all([
     db.execute(sql`
       select count(*) filter (where created_at >= ${hourAgo})::int as hour, count(*)::int as day
       from messages where created_at >= ${dayAgo}`),
@@ -63,12 +65,17 @@ export async function loadOverview(db: Db, now: Date): Promise<OverviewStats> {
         (array_agg(error order by started_at desc) filter (where not ok))[1] as last_error
       from model_calls where started_at >= ${weekAgo}
       group by provider order by provider`),
+    db.execute(sql`
+      select count(*) filter (where received_at >= ${hourAgo})::int as hour, count(*)::int as day
+      from inbox_dead_letters where received_at >= ${dayAgo}`),
   ]);
 
   const messages = rowsOf<{ hour: unknown; day: unknown }>(messageRows)[0];
+  const setAside = rowsOf<{ hour: unknown; day: unknown }>(setAsideRows)[0];
   const counts = new Map(rowsOf<{ h: unknown; n: unknown }>(hourRows).map((r) => [num(r.h), num(r.n)]));
   return {
     messages: { hour: num(messages?.hour), day: num(messages?.day) },
+    setAside: { hour: num(setAside?.hour), day: num(setAside?.day) },
     calls: { hour: hourCalls, day: dayCalls },
     perHour: Array.from({ length: 24 }, (_, i) => ({
       start: new Date((firstHour + i) * HOUR),

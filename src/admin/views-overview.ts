@@ -42,6 +42,7 @@ export function overviewView(ctx: PageContext, data: OverviewData): Html {
     "Overview",
     html`<section class="cards">
       ${card("Messages", stats.messages.hour, stats.messages.day)}
+      ${card("Set aside (refused by the database)", stats.setAside.hour, stats.setAside.day)}
       ${card("Model calls", stats.calls.hour.calls, stats.calls.day.calls)}
       ${statCard("Error rate", formatPercent(stats.calls.hour.errors, stats.calls.hour.calls), formatPercent(stats.calls.day.errors, stats.calls.day.calls))}
       ${statCard("Latency p50 / p95", latency(stats.calls.hour), latency(stats.calls.day))}

@@ -1,5 +1,6 @@
 import type { Button, ChannelAdapter, ChannelName } from "../core/types.ts";
 import { DeliveryError, RateLimitedError, errorMessage } from "../core/errors.ts";
+import { storageFailure } from "../db/failures.ts";
 import type { Albums } from "../inbox/albums.ts";
 import type { Inbox, InboxItem } from "../inbox/inbox.ts";
 import { modelsOf, runMode, type CallLog, type ModeName, type ModeResult, type ModeSettings } from "../modes/index.ts";
@@ -363,6 +364,10 @@ export function createConversationService(deps: ConversationServiceDeps) {
         } else if (error instanceof DeliveryError && !error.retryable) {
           log.warn({ inboxId: item.id, err: error }, "reply cannot be delivered");
           await inbox.fail(item.id, error.message);
+        } else if (failsEveryTime(error)) {
+          // Trying again would only hold the chat's next messages back behind this one.
+          log.error({ inboxId: item.id, chat: item.message.chat, err: error }, "message cannot be handled; failed without retrying");
+          await inbox.fail(item.id, errorMessage(error));
         } else {
           log.error({ inboxId: item.id, chat: item.message.chat, err: error }, "message handling failed; will retry");
           await inbox.retryLater(item.id, errorMessage(error), backoffMs(item.attempts));
@@ -370,6 +375,19 @@ export function createConversationService(deps: ConversationServiceDeps) {
       }
     },
   };
+}
+
+/**
+ * Errors that come from the row itself, not from the moment: a programming error on a value of an unexpected type
+ * (TypeError, RangeError, SyntaxError without a cause; fetch's network TypeError carries one) or the database refusing
+ * the values it was given (but a unique violation). Everything else (a model, platform or database outage) may pass.
+ */
+function failsEveryTime(error: unknown): boolean {
+  const storage = storageFailure(error);
+  // A unique violation can be a race with another worker, which the next attempt does not meet.
+  if (storage.kind === "data") return storage.code !== "23505";
+  const programming = error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError;
+  return programming && error.cause === undefined;
 }
 
 function replyTarget(item: InboxItem): string | undefined {

@@ -1,3 +1,5 @@
+import { safeMessage } from "./safe-error.ts";
+
 /**
  * Errors that cross a boundary carry a verdict: may the same operation succeed if tried again later?
  * Each channel maps its platform's errors to these in one function; the conversation service only reads them.
@@ -35,6 +37,7 @@ export class RefusedInputError extends Error {
   }
 }
 
+/** An error as text, safe to log or store: no message content, no database values (see ./safe-error.ts). */
 export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return safeMessage(error);
 }

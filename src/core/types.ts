@@ -63,8 +63,9 @@ export interface ChannelLimits {
 
 /**
  * Called by the adapter for every message it receives. When the promise resolves the message is durably stored
- * and the adapter may acknowledge the platform; when it rejects, the adapter must not acknowledge (the platform
- * will deliver it again).
+ * (or, when the database refused its values, set aside) and the adapter may acknowledge the platform; it rejects
+ * only when the database cannot be reached, and then the adapter must not acknowledge (the platform will deliver it
+ * again).
  */
 export type OnMessage = (message: InboundMessage) => Promise<void>;
 

@@ -113,6 +113,23 @@ export const inbox = pgTable(
   ],
 );
 
+/**
+ * Messages the inbox could not store because the database refused their values (see src/db/failures.ts): set aside
+ * so the rest of their delivery goes on. Ids and the SQLSTATE only, never the message's content.
+ */
+export const inboxDeadLetters = pgTable(
+  "inbox_dead_letters",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    channel: text("channel").notNull(),
+    platformMessageId: text("platform_message_id").notNull(),
+    /** "SQLSTATE 23514 (constraint name)". */
+    reason: text("reason").notNull(),
+    receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("inbox_dead_letters_message_uq").on(t.channel, t.platformMessageId)],
+);
+
 export const messages = pgTable(
   "messages",
   {

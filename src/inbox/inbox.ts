@@ -1,7 +1,9 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { ChannelName, InboundMessage } from "../core/types.ts";
+import { cleanDeep } from "../core/clean-text.ts";
 import { databaseError, type Db } from "../db/client.ts";
-import { inbox, messages } from "../db/schema.ts";
+import { failureReason, storageFailure } from "../db/failures.ts";
+import { inbox, inboxDeadLetters, messages } from "../db/schema.ts";
 
 /**
  * Durable intake. A message is written here before the platform is acknowledged; a worker claims it, and it is
@@ -27,6 +29,9 @@ export interface InboxItem {
 export interface Accepted {
   id: number | null;
   duplicate: boolean;
+  /** The database refused the message's values: it was set aside in inbox_dead_letters with this reason (the
+   * SQLSTATE and constraint, never a value), and its delivery may be acknowledged. */
+  setAside?: string;
   /** The row, claimed for this process as it was stored (`claim`). */
   claimed?: InboxItem;
 }
@@ -39,7 +44,9 @@ export interface DeliveredReply {
 
 export interface Inbox {
   /**
-   * Stores the message; a redelivery of the same (channel, platformMessageId) is a no-op. With `claim`, a worker of
+   * Stores the message, cleaned (src/core/clean-text.ts: no NUL or other control characters and no lone surrogates
+   * in any of its strings); a redelivery of the same (channel, platformMessageId) is a no-op. A message whose values
+   * the database still refuses is set aside (`setAside`); only an outage rejects. With `claim`, a worker of
    * this process is waiting for it: the row is stored already claimed (`claimed`) when it may be answered at once,
    * i.e. no earlier message of its chat is still waiting or being answered; otherwise it is stored to wait its turn.
    */
@@ -159,31 +166,53 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
     await q.finish.execute({ id, state, error });
   };
 
-  return {
-    async accept(message, options) {
-      const row = {
-        channel: message.channel,
-        platformMessageId: message.platformMessageId,
-        chatKey: message.chat,
-        userKey: message.user,
-        payload: message,
-      };
-      if (options?.claim) {
-        try {
-          const [inserted] = await q.acceptClaimed.execute({ ...row, leaseMs });
-          if (!inserted) return { id: null, duplicate: true };
-          const claimed =
-            inserted.state === "working" ? { id: inserted.id, attempts: inserted.attempts, message, storedAt: inserted.storedAt } : undefined;
-          return { id: inserted.id, duplicate: false, ...(claimed ? { claimed } : {}) };
-        } catch (error) {
-          // Another message of the chat was claimed as it was stored at the same moment: this one waits its turn.
-          const violated = databaseError(error);
-          if (violated?.code !== "23505" || violated.constraint !== "inbox_one_working_per_chat_uq") throw error;
-        }
+  const store = async (message: InboundMessage, options?: { claim?: boolean }): Promise<Accepted> => {
+    const row = {
+      channel: message.channel,
+      platformMessageId: message.platformMessageId,
+      chatKey: message.chat,
+      userKey: message.user,
+      payload: message,
+    };
+    if (options?.claim) {
+      try {
+        const [inserted] = await q.acceptClaimed.execute({ ...row, leaseMs });
+        if (!inserted) return { id: null, duplicate: true };
+        const claimed =
+          inserted.state === "working" ? { id: inserted.id, attempts: inserted.attempts, message, storedAt: inserted.storedAt } : undefined;
+        return { id: inserted.id, duplicate: false, ...(claimed ? { claimed } : {}) };
+      } catch (error) {
+        // Another message of the chat was claimed as it was stored at the same moment: this one waits its turn.
+        const violated = databaseError(error);
+        if (violated?.code !== "23505" || violated.constraint !== "inbox_one_working_per_chat_uq") throw error;
       }
-      const [inserted] = await q.accept.execute(row);
-      const id = inserted?.id ?? null;
-      return { id, duplicate: id === null };
+    }
+    const [inserted] = await q.accept.execute(row);
+    const id = inserted?.id ?? null;
+    return { id, duplicate: id === null };
+  };
+
+  return {
+    async accept(input, options) {
+      const message = cleanDeep(input);
+      try {
+        return await store(message, options);
+      } catch (error) {
+        const failure = storageFailure(error);
+        if (failure.kind === "outage") throw error;
+        const reason = failureReason(failure);
+        // The id is the platform's; cut short in case its length was what the database refused.
+        const platformMessageId = String(message.platformMessageId).slice(0, 200);
+        await db
+          .insert(inboxDeadLetters)
+          .values({ channel: String(message.channel).slice(0, 50), platformMessageId, reason })
+          .onConflictDoNothing()
+          .catch((deadLetterError: unknown) => {
+            // Not even the ids could be kept: the message is still set aside, and the caller logs it.
+            if (storageFailure(deadLetterError).kind === "outage") throw deadLetterError;
+          });
+        return { id: null, duplicate: false, setAside: reason };
+      }
     },
 
     async claim(channels) {

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { APICallError, type LanguageModel, type ModelMessage, RetryError, stepCountIs, streamText, type ToolSet } from "ai";
 import { asLanguageModelUsage, convertToLanguageModelPrompt, prepareCallSettings, standardizePrompt } from "ai/internal";
+import { errorMessage } from "../core/errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createBreaker, type BreakerSettings, type BreakerState, type CircuitBreaker } from "./breaker.ts";
 import { capabilityLookup, type CapabilityLookup, type CapabilityOverride } from "./capabilities.ts";
@@ -564,7 +565,7 @@ async function streamSteps(
       }
       case "tool-error": {
         const use = uses.get(part.toolCallId);
-        if (use) use.error = truncate(part.error instanceof Error ? part.error.message : String(part.error), 300);
+        if (use) use.error = truncate(errorMessage(part.error), 300);
         break;
       }
       case "error":
@@ -664,7 +665,7 @@ export function describeModelError(error: unknown, signal: AbortSignal, timeoutM
   if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
     return `timed out after ${timeoutMs / 1000} s`;
   }
-  return truncate(error instanceof Error ? error.message : String(error), 200);
+  return truncate(errorMessage(error), 200);
 }
 
 /** Pure: whether any message carries an image (an image part, or a file part with an image media type). */

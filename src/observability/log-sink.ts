@@ -1,4 +1,5 @@
 import { lt, sql } from "drizzle-orm";
+import { errorMessage } from "../core/errors.ts";
 import { databaseError, type Db } from "../db/client.ts";
 import { logs } from "../db/schema.ts";
 
@@ -268,10 +269,7 @@ function isDataError(error: unknown): boolean {
   return /^2[23][0-9A-Z]{3}$/.test(databaseError(error)?.code ?? "");
 }
 
+/** The SQLSTATE and constraint of a database error, or a connection error's message: never the rows' values. */
 function describe(error: unknown): string {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const cause = (e as { cause?: unknown }).cause;
-    if (!cause && e instanceof Error) return e.message.slice(0, 200);
-  }
-  return error instanceof Error ? error.message.slice(0, 200) : String(error).slice(0, 200);
+  return errorMessage(error).slice(0, 200);
 }

@@ -1,5 +1,6 @@
 import { Writable } from "node:stream";
 import pino, { type Logger } from "pino";
+import { safeErrorFields } from "../core/safe-error.ts";
 
 export type { Logger };
 
@@ -50,8 +51,35 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: undefined,
       redact: { paths: ["*.token", "*.apiKey", "*.authorization", "*.Authorization", "headers.authorization"], censor: "[redacted]" },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: { err: (value: unknown) => (value instanceof Error ? safeErrorFields(value) : value) },
+      // Every error handed to the logger, under any field, is written as its safe fields (src/core/safe-error.ts):
+      // a database error's values and an AI SDK error's prompt never reach a line.
+      hooks: {
+        logMethod(args, method) {
+          const [first, ...rest] = args as unknown[];
+          if (first instanceof Error) {
+            const err = safeErrorFields(first);
+            return method.apply(this, [{ err }, ...(rest.length > 0 ? rest : [err.message])] as Parameters<typeof method>);
+          }
+          if (typeof first === "object" && first !== null) return method.apply(this, [withSafeErrors(first, 0), ...rest] as Parameters<typeof method>);
+          return method.apply(this, args);
+        },
+      },
     },
     stream,
   );
+}
+
+/** A copy of a log call's fields with each Error in them (two levels down) replaced by its safe fields. */
+function withSafeErrors(value: object, depth: number): object {
+  if (Array.isArray(value)) return value.map((item: unknown) => safeValue(item, depth));
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (prototype !== Object.prototype && prototype !== null) return value;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, safeValue(item, depth)]));
+}
+
+function safeValue(item: unknown, depth: number): unknown {
+  if (item instanceof Error) return safeErrorFields(item);
+  if (typeof item === "object" && item !== null && depth < 2) return withSafeErrors(item, depth + 1);
+  return item;
 }

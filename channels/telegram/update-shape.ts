@@ -1,0 +1,75 @@
+import { z } from "zod";
+
+/**
+ * The fields of a Telegram update that normalize.ts reads, with the types the Bot API documents (Update, Message,
+ * User, Chat, MessageEntity, PhotoSize, Document, Voice, Audio, Video, VideoNote, CallbackQuery). grammY types
+ * updates but does not check them, so an update whose `text` is a number or whose `from` is missing would otherwise
+ * travel as far as the conversation service. Other fields are not looked at; unknown ones are allowed.
+ */
+
+const int = z.number().int();
+const user = z.object({
+  id: int,
+  is_bot: z.boolean(),
+  first_name: z.string(),
+  last_name: z.string().optional(),
+  username: z.string().optional(),
+});
+const chat = z.object({ id: int, type: z.string() });
+const entity = z.object({ type: z.string(), offset: int.nonnegative(), length: int.nonnegative(), user: user.optional() });
+const file = z.object({
+  file_id: z.string(),
+  file_size: int.nonnegative().optional(),
+  mime_type: z.string().optional(),
+  file_name: z.string().optional(),
+});
+const photo = file.extend({ width: int, height: int });
+
+const message = z.object({
+  message_id: int,
+  date: int,
+  chat,
+  // Absent only in channel posts, which come as `channel_post`: a message without a sender is not one to answer.
+  from: user,
+  message_thread_id: int.optional(),
+  is_topic_message: z.boolean().optional(),
+  is_automatic_forward: z.boolean().optional(),
+  forward_origin: z.object({ type: z.string() }).optional(),
+  reply_to_message: z.object({ message_id: int, from: user.optional() }).optional(),
+  media_group_id: z.string().optional(),
+  text: z.string().optional(),
+  entities: z.array(entity).optional(),
+  caption: z.string().optional(),
+  caption_entities: z.array(entity).optional(),
+  photo: z.array(photo).optional(),
+  document: file.optional(),
+  voice: file.optional(),
+  audio: file.optional(),
+  video: file.optional(),
+  video_note: file.optional(),
+});
+
+/** A button's message may be "inaccessible" (date 0, no `from`): only what identifies its chat is required. */
+const callbackQuery = z.object({
+  id: z.string(),
+  from: user,
+  data: z.string().optional(),
+  message: z
+    .object({ message_id: int, date: int, chat, from: user.optional(), message_thread_id: int.optional(), is_topic_message: z.boolean().optional() })
+    .optional(),
+});
+
+const update = z.object({ update_id: int, message: message.optional(), callback_query: callbackQuery.optional() });
+
+/**
+ * Null when the update has the documented shape (as far as Parley reads it); otherwise where it does not, as field
+ * paths and expected types only (e.g. "message.text: expected string"), never the values, so it can be logged.
+ */
+export function updateShapeProblem(value: unknown): string | null {
+  const parsed = update.safeParse(value);
+  if (parsed.success) return null;
+  return parsed.error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.join(".") || "update"}: ${issue.code === "invalid_type" ? `expected ${issue.expected}` : issue.code}`)
+    .join("; ");
+}
