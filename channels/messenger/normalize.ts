@@ -1,3 +1,4 @@
+import { platformTime } from "../../src/core/timestamp.ts";
 import { z } from "zod";
 import { chatKey, userKey } from "../../src/core/keys.ts";
 import type { Attachment, InboundMessage } from "../../src/core/types.ts";
@@ -74,7 +75,7 @@ function normalizeItem(raw: unknown, now: Date): InboundOutcome {
     replyToBot: false,
     text,
     attachments,
-    receivedAt: timestamp !== undefined && Number.isFinite(timestamp) && timestamp > 0 ? new Date(timestamp) : now,
+    receivedAt: platformTime(timestamp, "ms", now),
   };
   return { type: "message", message: inbound };
 }

@@ -1,3 +1,4 @@
+import { platformTime } from "../../src/core/timestamp.ts";
 import type { Message, MessageEntity, Update } from "grammy/types";
 import { userKey } from "../../src/core/keys.ts";
 import type { Attachment, InboundMessage } from "../../src/core/types.ts";
@@ -16,8 +17,8 @@ export interface BotIdentity {
  * linked discussion group, and messages with neither text nor a supported file
  * (service messages, stickers, locations, polls). Pure: `receivedAt` is Telegram's own message date.
  */
-export function normalizeUpdate(update: Update, bot: BotIdentity): InboundMessage | null {
-  if (update.callback_query) return normalizeButton(update.callback_query, bot);
+export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date()): InboundMessage | null {
+  if (update.callback_query) return normalizeButton(update.callback_query, bot, now);
   const m = update.message;
   if (!m || !m.from || m.from.is_bot || m.is_automatic_forward) return null;
   const rawText = m.text ?? m.caption ?? "";
@@ -44,7 +45,7 @@ export function normalizeUpdate(update: Update, bot: BotIdentity): InboundMessag
     text,
     ...(m.forward_origin ? { forwarded: true } : {}),
     attachments,
-    receivedAt: new Date(m.date * 1000),
+    receivedAt: platformTime(m.date, "s", now),
     ...(m.media_group_id ? { groupId: m.media_group_id } : {}),
   };
 }
@@ -111,7 +112,7 @@ function attachmentsOf(m: Message): Attachment[] {
  * A tap on one of the bot's buttons: its callback data is the command it stands for, sent as the user's own message
  * in the chat of the message that carried the button. Only buttons on the bot's own messages count.
  */
-function normalizeButton(query: NonNullable<Update["callback_query"]>, bot: BotIdentity): InboundMessage | null {
+function normalizeButton(query: NonNullable<Update["callback_query"]>, bot: BotIdentity, now: Date): InboundMessage | null {
   const m = query.message;
   if (!query.data || !m || !("chat" in m) || query.from.is_bot) return null;
   if ("from" in m && m.from && m.from.id !== bot.id) return null;
@@ -128,6 +129,6 @@ function normalizeButton(query: NonNullable<Update["callback_query"]>, bot: BotI
     replyToBot: true,
     text: query.data,
     attachments: [],
-    receivedAt: new Date(m.date * 1000),
+    receivedAt: platformTime(m.date, "s", now),
   };
 }

@@ -1,3 +1,4 @@
+import { platformTime } from "../../src/core/timestamp.ts";
 import { z } from "zod";
 import { chatKey, userKey } from "../../src/core/keys.ts";
 import type { Attachment, InboundMessage } from "../../src/core/types.ts";
@@ -118,7 +119,7 @@ function normalizeMessage(m: WhatsAppMessage, displayName: string | undefined, n
     text: content.text,
     ...(forwardedFlag(m.context?.forwarded) || forwardedFlag(m.context?.frequently_forwarded) ? { forwarded: true } : {}),
     attachments: content.attachments,
-    receivedAt: timestampOf(m.timestamp) ?? now,
+    receivedAt: platformTime(m.timestamp, "s", now),
   };
   return { type: "message", message };
 }
@@ -160,11 +161,6 @@ function attachment(kind: Attachment["kind"], file: z.infer<typeof media>): Atta
 /** Meta sends `true`; anything there but `false` counts, so an odd value makes text content rather than a command. */
 function forwardedFlag(value: unknown): boolean {
   return value !== undefined && value !== null && value !== false;
-}
-
-function timestampOf(value: string | number | undefined): Date | undefined {
-  const seconds = typeof value === "string" && /^\d{1,12}$/.test(value) ? Number(value) : value;
-  return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0 ? new Date(seconds * 1000) : undefined;
 }
 
 function idOf(raw: unknown): string | undefined {

@@ -1,3 +1,4 @@
+import { platformTime } from "../../src/core/timestamp.ts";
 import { chatKey, userKey } from "../../src/core/keys.ts";
 import type { Attachment, InboundMessage } from "../../src/core/types.ts";
 import type { WhatsAppMessage } from "./client-port.ts";
@@ -31,7 +32,7 @@ export async function normalizeWhatsAppMessage(m: WhatsAppMessage, ctx: Normaliz
   const base = readMessage(m, ctx.bot);
   if (base === null) return null;
   const replyToBot = m.hasQuotedMsg ? await quotesBot(m, ctx) : false;
-  const receivedAt = Number.isFinite(m.timestamp) && m.timestamp > 0 ? new Date(m.timestamp * 1000) : ctx.now();
+  const receivedAt = platformTime(m.timestamp, "s", ctx.now());
   return { ...base, replyToBot, receivedAt };
 }
 
