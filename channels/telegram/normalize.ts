@@ -15,7 +15,7 @@ export interface BotIdentity {
  * message (edits, channel posts, membership changes, callback queries), messages from bots (itself included, and
  * anonymous group admins, who arrive as the GroupAnonymousBot), channel posts forwarded automatically into a
  * linked discussion group, and messages with neither text nor a supported file
- * (service messages, stickers, locations, polls). Pure: `receivedAt` is Telegram's own message date.
+ * (service messages, stickers, locations, polls). Pure: `receivedAt` is Telegram's own message date, or `now` when that is unusable.
  */
 export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date()): InboundMessage | null {
   if (update.callback_query) return normalizeButton(update.callback_query, bot, now);

@@ -5,6 +5,7 @@ import { DeliveryError, errorMessage } from "../../src/core/errors.ts";
 import { isKey, parseKey } from "../../src/core/keys.ts";
 import { formatMegabytes } from "../../src/core/read-capped.ts";
 import type { ChannelAdapter, ChannelStatus, ChatKey, OnMessage } from "../../src/core/types.ts";
+import { limitKey } from "../../src/http/client.ts";
 import { loadWebAssets } from "./assets.ts";
 import type { WebChatCredentials } from "./credentials.ts";
 import { createEventHub } from "./event-hub.ts";
@@ -475,9 +476,12 @@ function cookieOf(req: Request, name: string): string | undefined {
   return undefined;
 }
 
-/** The client's address as express says (TRUST_PROXY decides which hop to believe); never a header read here. */
+/**
+ * The key the per-address limits count by: the client's address as express says (TRUST_PROXY decides which hop to
+ * believe; never a header read here), an IPv6 address by its /64, since one client holds all of it.
+ */
 function addressOf(req: Request): string {
-  return req.ip ?? "unknown";
+  return limitKey(req.ip ?? "") ?? "unknown";
 }
 
 /** The refusal that waits longest, or ok when both allow. */
