@@ -1,4 +1,5 @@
 import { randomInt } from "node:crypto";
+import { cleanText } from "../core/clean-text.ts";
 import { DeliveryError, RateLimitedError } from "../core/errors.ts";
 import { splitText } from "../core/split-text.ts";
 import type { Button, ChannelAdapter, ChatKey } from "../core/types.ts";
@@ -132,7 +133,8 @@ export function createReplyStream(options: ReplyStreamOptions): ReplyStream {
   };
 
   const previewText = (): string | undefined => {
-    const body = text.trim() || status?.trim();
+    // A draft shows no control character; a high surrogate at the end waits for its other half in the next chunk.
+    const body = cleanText(text.replace(/[\uD800-\uDBFF]$/, "")).trim() || status?.trim();
     return (body && clip(body, maxText)) || undefined;
   };
 

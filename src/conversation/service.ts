@@ -265,7 +265,8 @@ export function createConversationService(deps: ConversationServiceDeps) {
       tokens: estimateTokens(result.text),
       mode: result.mode,
     });
-    const { messageIds } = await reply.finish(result.text);
+    // The stored text, cleaned as it was stored: the person reads what their history holds.
+    const { messageIds } = await reply.finish(stored.text);
     // The call's record was written meanwhile: once the row is closed, the next message's quota check counts it.
     await router.recorded();
     await inbox.complete(item.id, { messageId: stored.id, platformIds: messageIds });

@@ -1,4 +1,5 @@
 import { and, desc, eq, gt, inArray, isNull, lte, sql } from "drizzle-orm";
+import { cleanDeep, cleanText } from "../core/clean-text.ts";
 import type { ChatKey, InboundMessage, UserKey } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
 import { conversations, inbox, media, messages, modelCalls, pairingRequests, users } from "../db/schema.ts";
@@ -253,7 +254,8 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
     },
 
     async addTurn(turn) {
-      const values = { ...turn, media: turn.media ?? [] };
+      // A model's reply is input too: what PostgreSQL refuses (NUL, a lone surrogate) never reaches the insert.
+      const values = { ...turn, text: cleanText(turn.text), media: turn.media ?? [] };
       if (turn.inboxId !== null) {
         const [inserted] = await hot.addTurn.execute({ ...values, mode: values.mode ?? null });
         if (inserted) return inserted;
@@ -284,7 +286,7 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
     },
 
     async saveSummary(conversationId, summary, throughId) {
-      await db.update(conversations).set({ summary, summaryThroughId: throughId }).where(eq(conversations.id, conversationId));
+      await db.update(conversations).set({ summary: cleanText(summary), summaryThroughId: throughId }).where(eq(conversations.id, conversationId));
     },
 
     async recordCall(call) {
@@ -304,16 +306,21 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
         tokensOut: call.tokensOut ?? null,
         costUsd: call.costUsd ?? null,
         ok: call.ok,
-        error: call.error ?? null,
-        reasoning: call.reasoning ?? null,
-        tools: call.tools === undefined ? null : JSON.stringify(call.tools),
+        error: cleanOrNull(call.error),
+        reasoning: cleanOrNull(call.reasoning),
+        tools: call.tools === undefined ? null : JSON.stringify(cleanDeep(call.tools)),
       });
       return row!.id;
     },
 
     async updateCall(id, patch) {
       // The patch is the call's final state: an error it does not name is cleared.
-      await db.update(modelCalls).set({ ...patch, error: patch.error ?? null }).where(eq(modelCalls.id, id));
+      const reasoning = patch.reasoning === undefined ? {} : { reasoning: cleanOrNull(patch.reasoning) };
+      const tools = patch.tools === undefined ? {} : { tools: cleanDeep(patch.tools) };
+      await db
+        .update(modelCalls)
+        .set({ ...patch, ...reasoning, ...tools, error: cleanOrNull(patch.error) })
+        .where(eq(modelCalls.id, id));
     },
 
     async setDefaultMode(user, mode) {
@@ -355,3 +362,5 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
     },
   };
 }
+
+const cleanOrNull = (text: string | null | undefined): string | null => (text == null ? null : cleanText(text));
