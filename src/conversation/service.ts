@@ -1,4 +1,4 @@
-import type { Button, ChannelAdapter, ChannelName } from "../core/types.ts";
+import type { Button, ChannelAdapter, ChannelName, InboundMessage, RepliedMessage } from "../core/types.ts";
 import { DeliveryError, RateLimitedError, errorMessage } from "../core/errors.ts";
 import { storageFailure } from "../db/failures.ts";
 import type { Albums } from "../inbox/albums.ts";
@@ -19,6 +19,7 @@ import { buildPrompt, defaultSystemPrompt } from "./prompt.ts";
 import { createReplyStream } from "./reply-stream.ts";
 import type { ConversationStore, MessageRow, UserRow } from "./store.ts";
 import { foldIntoSummary } from "./summary.ts";
+import { withContext } from "./turn-context.ts";
 import { messagesWithImages, prepareUserTurn, type MediaSupport, type UserTurnInput } from "./media-turns.ts";
 
 /**
@@ -312,6 +313,15 @@ export function createConversationService(deps: ConversationServiceDeps) {
     if (denied) return refuse(adapter, item, denied);
     const admission = await deps.quotas?.admit(user, item.id, prefetched);
     if (admission?.refusal) return refuse(adapter, item, admission.refusal);
+    if (message.unsupported && message.text.trim() === "" && message.attachments.length === 0 && !message.place) {
+      // Nothing here a model could use: a person in a direct chat is told so, a group is not disturbed.
+      if (message.isGroup) {
+        await inbox.ignore(item.id, `${message.unsupported} in a group`);
+        return "ignored";
+      }
+      await say(adapter, item, unsupportedReply(message.unsupported));
+      return "done";
+    }
     // Commands come from the sender's typed text only, never from a transcript, an image or a forwarded message.
     const command = message.forwarded ? null : parseCommand(message.text);
     const more = command?.type === "unknown" ? await deps.chatCommands?.run(command.name, command.args ?? "", message) : undefined;
@@ -326,7 +336,8 @@ export function createConversationService(deps: ConversationServiceDeps) {
     }
     const overQuota = await admission?.modelCall(ask ? ask.mode : user.defaultMode);
     if (overQuota) return refuse(adapter, item, overQuota);
-    const typed = ask ? ask.text : message.forwarded ? markForwarded(message.text) : message.text;
+    const own = ask ? ask.text : message.forwarded ? markForwarded(message.text) : message.text;
+    const typed = withContext(own, { replyTo: await resolveReply(message), place: message.place });
     const turn = await userTurn(adapter, { ...message, text: typed }, signal);
     if (turn.retryable && item.attempts < maxAttempts) {
       await inbox.retryLater(item.id, "an attachment could not be fetched", backoffMs(item.attempts));
@@ -342,6 +353,16 @@ export function createConversationService(deps: ConversationServiceDeps) {
       if (turn.media.length === 0 && turn.text === typed) return "done";
     }
     return answer(adapter, item, signal, ask ? ask.mode : user.defaultMode, turn);
+  };
+
+  /** A reply that names only the replied-to message's id gets its author and text from what this chat stored. */
+  const resolveReply = async (message: InboundMessage): Promise<RepliedMessage | undefined> => {
+    const reply = message.replyTo;
+    if (!reply?.id || reply.text !== undefined || reply.kind !== undefined) return reply;
+    const found = await store.messageInChat(message.channel, message.chat, reply.id);
+    if (!found) return reply;
+    const author = found.author === "bot" ? "bot" : found.user === message.user ? "sender" : "other";
+    return { ...reply, author, text: found.text };
   };
 
   const userTurn = (adapter: ChannelAdapter, message: InboxItem["message"], signal: AbortSignal): Promise<UserTurnInput> =>
@@ -393,4 +414,9 @@ function failsEveryTime(error: unknown): boolean {
 
 function replyTarget(item: InboxItem): string | undefined {
   return item.message.isGroup ? item.message.platformMessageId : undefined;
+}
+
+/** What a person is told when they sent something Parley cannot use yet ("a poll", "an order"). */
+function unsupportedReply(what: string): string {
+  return `I can't use ${what} yet. Write to me, or send a photo or a voice message.`;
 }

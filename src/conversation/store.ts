@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, inArray, isNull, lte, sql } from "drizzle-orm";
 import { cleanDeep, cleanText } from "../core/clean-text.ts";
-import type { ChatKey, InboundMessage, UserKey } from "../core/types.ts";
+import type { ChannelName, ChatKey, InboundMessage, UserKey } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
 import { conversations, inbox, media, messages, modelCalls, pairingRequests, users } from "../db/schema.ts";
 import type { CallRecord } from "../models/router.ts";
@@ -14,6 +14,9 @@ import { createHistoryCache, HISTORY_CACHE_MB_DEFAULT, type HistoryConversation 
 export type UserRow = typeof users.$inferSelect;
 export type ConversationRow = typeof conversations.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
+/** A message found by its platform id: who wrote it (the bot, or the person with this key) and its text. */
+export type StoredMessage = { author: "bot"; text: string } | { author: "person"; user: UserKey; text: string };
+
 export type Turn = Pick<MessageRow, "id" | "role" | "text" | "tokens" | "media">;
 
 export interface ConversationStore {
@@ -44,6 +47,11 @@ export interface ConversationStore {
   }): Promise<MessageRow>;
   /** The assistant reply already generated for this inbox row, if any. */
   replyFor(inboxId: number): Promise<MessageRow | undefined>;
+  /**
+   * A message of `chat` by its platform id, for a reply that names only the id: a person's message as received (the
+   * inbox) or one Parley sent there. Only the same chat is searched, so nothing said elsewhere is ever returned.
+   */
+  messageInChat(channel: ChannelName, chat: ChatKey, platformId: string): Promise<StoredMessage | undefined>;
   /**
    * Newest turns after the conversation's summary, newest first, at most `limit`. Pass the conversation as just read
    * (openConversation): its history epoch says whether the turns this process holds for it are still good.
@@ -275,6 +283,28 @@ export function createConversationStore(db: Db, options: ConversationStoreOption
     },
 
     recentTurns,
+
+    async messageInChat(channel, chat, platformId) {
+      const [received] = await db
+        .select({ user: inbox.userKey, text: sql<string | null>`${inbox.payload}->>'text'` })
+        .from(inbox)
+        .where(and(eq(inbox.channel, channel), eq(inbox.platformMessageId, platformId), eq(inbox.chatKey, chat)));
+      if (received) return { author: "person", user: received.user as UserKey, text: received.text ?? "" };
+      const [sent] = await db
+        .select({ text: messages.text })
+        .from(messages)
+        .innerJoin(conversations, eq(conversations.id, messages.conversationId))
+        .where(
+          and(
+            eq(conversations.chatKey, chat),
+            eq(messages.role, "assistant"),
+            sql`${messages.platformMessageIds} @> ${JSON.stringify([platformId])}::jsonb`,
+          ),
+        )
+        .orderBy(desc(messages.id))
+        .limit(1);
+      return sent ? { author: "bot", text: sent.text } : undefined;
+    },
 
     async turnsBetween(conversationId, afterId, throughId, limit) {
       return db

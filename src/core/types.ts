@@ -26,6 +26,36 @@ export interface Attachment {
   fileName?: string;
 }
 
+/**
+ * The message a message answers (a reply, a quote), as much of it as the platform delivered. Platforms that send only
+ * its id (WhatsApp Cloud `context.id`, Messenger `reply_to.mid`) leave `text` and `kind` out; the conversation
+ * service then looks the text up in what Parley stored of the same chat, and says so when it is not known.
+ */
+export interface RepliedMessage {
+  /** The replied-to message's platform id in the same form as `InboundMessage.platformMessageId` (or a sent reply's id). */
+  id?: string;
+  /** Who wrote it: the bot, the sender themself, someone else, or not known (only the id came). */
+  author: "bot" | "sender" | "other" | "unknown";
+  /** Someone else's display name, where the platform gives it. */
+  authorName?: string;
+  /** Its text or caption, where the platform sends it. */
+  text?: string;
+  /** What it was when it was not (only) text: "an image", "a voice note", "a sticker", "a location"… */
+  kind?: string;
+  /** The part the sender quoted, where the platform has quotes (Telegram `quote`). */
+  quote?: string;
+}
+
+/** A place the sender shared: their location, or a venue they chose. */
+export interface Place {
+  latitude: number;
+  longitude: number;
+  name?: string;
+  address?: string;
+  /** A live location that keeps updating (only its first position is answered). */
+  live?: boolean;
+}
+
 export interface InboundMessage {
   channel: ChannelName;
   /** Unique per channel; the inbox deduplicates redeliveries on (channel, platformMessageId). */
@@ -44,6 +74,15 @@ export interface InboundMessage {
   receivedAt: Date;
   /** Messages sent together as one (a Telegram album) share this id; they are answered as one turn. */
   groupId?: string;
+  /** The message this one replies to or quotes. */
+  replyTo?: RepliedMessage;
+  /** A location or venue the sender shared; `text` is then what they wrote with it (often nothing). */
+  place?: Place;
+  /**
+   * What the sender sent that Parley cannot use yet, said as a person would ("a poll", "an order", "a view-once
+   * photo"): answered with a short reply in a direct chat, ignored in a group. `text` is empty or a caption.
+   */
+  unsupported?: string;
 }
 
 export type ChannelState = "starting" | "running" | "needs-login" | "stopped" | "failed";
