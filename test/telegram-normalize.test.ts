@@ -1,6 +1,7 @@
 import type { Update, UserFromGetMe } from "grammy/types";
 import { describe, expect, it } from "vitest";
-import { normalizeUpdate, stripBotMentions } from "../channels/telegram/normalize.ts";
+import { normalizeUpdate } from "../channels/telegram/normalize.ts";
+import { readText } from "../channels/telegram/message-text.ts";
 import { parseTelegramChat, telegramChatKey } from "../channels/telegram/chat-ref.ts";
 import type { InboundMessage } from "../src/core/types.ts";
 import { createUpdateBuilder } from "./fakes/telegram-api.ts";
@@ -94,6 +95,34 @@ const rows: Row[] = [
   ["automatic forward from a linked channel ignored", u.raw({ chat: { id: -5, type: "supergroup", title: "G" }, text: "post", is_automatic_forward: true } as never, { userId: 777000, firstName: "Telegram" }), null],
   ["service message ignored", u.raw({ chat: { id: -5, type: "group", title: "G" }, new_chat_members: [bot] } as never), null],
   ["update without message ignored", { update_id: 1 } as Update, null],
+  [
+    "a reply to a message in another chat (external_reply), with a quote",
+    u.raw({
+      text: "is this true?",
+      external_reply: { origin: { type: "channel", date: 1_700_000_000, chat: { id: -100999, type: "channel", title: "Daily News" }, message_id: 5 } },
+      quote: { text: "prices fell 40%", position: 0 },
+    } as never),
+    { text: "is this true?", replyTo: { author: "other", authorName: "Daily News", kind: "a message in another chat", quote: "prices fell 40%" } },
+  ],
+  [
+    "a reply to the sender's own photo",
+    u.raw({
+      text: "what is in it?",
+      reply_to_message: { message_id: 3, date: 1_700_000_000, chat: { id: 4242, type: "private", first_name: "Ada" }, from: { id: 4242, is_bot: false, first_name: "Ada" }, photo: [{ file_id: "F", file_unique_id: "U", width: 10, height: 10 }], caption: "my garden" },
+    } as never),
+    { text: "what is in it?", replyTo: { id: "4242:3", author: "sender", text: "my garden", kind: "an image" } },
+  ],
+  [
+    "a live location",
+    u.raw({ location: { latitude: 48.85, longitude: 2.35, live_period: 900, horizontal_accuracy: 20 } } as never),
+    { text: "", place: { latitude: 48.85, longitude: 2.35, live: true }, attachments: [] },
+  ],
+  ["a poll is named as unusable", u.raw({ poll: { id: "1", question: "Lunch?", options: [], total_voter_count: 0, is_closed: false, is_anonymous: true, type: "regular", allows_multiple_answers: false } } as never), { text: "", unsupported: "polls" }],
+  [
+    "the first message of a forum topic is no reply",
+    u.raw({ chat: { id: -100500, type: "supergroup", title: "G", is_forum: true }, is_topic_message: true, message_thread_id: 9, text: "@ParleyBot hi", entities: [{ type: "mention", offset: 0, length: 10 }], reply_to_message: { message_id: 9, date: 1, chat: { id: -100500, type: "supergroup", title: "G" }, forum_topic_created: { name: "T", icon_color: 1 } } } as never),
+    { text: "hi", replyToBot: false },
+  ],
 ];
 
 describe("normalizeUpdate", () => {
@@ -118,14 +147,37 @@ describe("normalizeUpdate", () => {
   });
 });
 
-describe("stripBotMentions", () => {
+describe("readText", () => {
   it.each([
     ["@ParleyBot, hi", [{ type: "mention", offset: 0, length: 10 }], "hi", true],
     ["ask @ParleyBot now", [{ type: "mention", offset: 4, length: 10 }], "ask now", true],
     ["no entities @ParleyBot", [], "no entities @ParleyBot", false],
     ["/start", [{ type: "bot_command", offset: 0, length: 6 }], "/start", false],
+    ["hey @ParleyBot, translate", [{ type: "mention", offset: 4, length: 10 }], "hey, translate", true],
+    ["hey @ParleyBot! you there?", [{ type: "mention", offset: 4, length: 10 }], "hey! you there?", true],
+    ["thanks @ParleyBot", [{ type: "mention", offset: 7, length: 10 }], "thanks", true],
+    ["@ParleyBot: @ParleyBot, hi", [{ type: "mention", offset: 0, length: 10 }, { type: "mention", offset: 12, length: 10 }], "hi", true],
+    ["/mode@ParleyBot thinking", [{ type: "bot_command", offset: 0, length: 15 }], "/mode thinking", true],
+    [
+      "summarize this article",
+      [{ type: "text_link", offset: 15, length: 7, url: "https://example.org/a (1)" }],
+      "summarize this [article](https://example.org/a%20%281%29)",
+      false,
+    ],
+    [
+      "@ParleyBot summarize this",
+      [{ type: "mention", offset: 0, length: 10 }, { type: "text_link", offset: 21, length: 4, url: "https://example.org/x" }],
+      "summarize [this](https://example.org/x)",
+      true,
+    ],
+    ["bold and italic", [{ type: "bold", offset: 0, length: 15 }, { type: "italic", offset: 9, length: 6 }], "**bold and _italic_**", false],
+    ["run ls -la now", [{ type: "code", offset: 4, length: 6 }], "run `ls -la` now", false],
+    ["print(1)", [{ type: "pre", offset: 0, length: 8, language: "python" }], "```python\nprint(1)\n```", false],
+    ["ask Ada", [{ type: "text_mention", offset: 4, length: 3, user: { id: 5, is_bot: false, first_name: "Ada" } }], "ask Ada", false],
+    ["😀 @ParleyBot hi", [{ type: "mention", offset: 3, length: 10 }], "😀 hi", true],
+    ["out of range", [{ type: "bold", offset: 5, length: 50 }], "out of range", false],
   ] as const)("%j", (text, entities, stripped, mentions) => {
-    expect(stripBotMentions(text, entities as never, identity)).toEqual({ text: stripped, mentionsBot: mentions });
+    expect(readText(text, entities as never, identity)).toEqual({ text: stripped, mentionsBot: mentions });
   });
 });
 

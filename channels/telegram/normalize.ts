@@ -1,21 +1,20 @@
 import { platformTime } from "../../src/core/timestamp.ts";
-import type { Message, MessageEntity, Update } from "grammy/types";
+import type { Message, Update } from "grammy/types";
 import { userKey } from "../../src/core/keys.ts";
 import type { Attachment, InboundMessage } from "../../src/core/types.ts";
 import { telegramChatKey } from "./chat-ref.ts";
+import { placeOf, repliedOf, unsupportedOf } from "./message-context.ts";
+import { readText, type BotIdentity } from "./message-text.ts";
 
-/** Who the bot is, as getMe answered: mentions and replies are recognised by id, and by username only for @mentions. */
-export interface BotIdentity {
-  id: number;
-  username: string;
-}
+export type { BotIdentity };
 
 /**
  * One Telegram update → one InboundMessage, or null for everything Parley does not answer: updates without a new
  * message (edits, channel posts, membership changes, callback queries), messages from bots (itself included, and
  * anonymous group admins, who arrive as the GroupAnonymousBot), channel posts forwarded automatically into a
- * linked discussion group, and messages with neither text nor a supported file
- * (service messages, stickers, locations, polls). Pure: `receivedAt` is Telegram's own message date, or `now` when that is unusable.
+ * linked discussion group, and service messages (members joining, pins). Text keeps its hidden links and formatting
+ * as Markdown; a reply, a quote, a location or venue travel with it; what Parley cannot use yet (a sticker, a poll) is
+ * named in `unsupported`. Pure: `receivedAt` is Telegram's own message date, or `now` when that is unusable.
  */
 export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date()): InboundMessage | null {
   if (update.callback_query) return normalizeButton(update.callback_query, bot, now);
@@ -24,9 +23,12 @@ export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date
   const rawText = m.text ?? m.caption ?? "";
   const entities = (m.text !== undefined ? m.entities : m.caption_entities) ?? [];
   const attachments = attachmentsOf(m);
-  if (rawText === "" && attachments.length === 0) return null;
+  const place = placeOf(m);
+  const unsupported = attachments.length === 0 && !place ? unsupportedOf(m) : undefined;
+  if (rawText === "" && attachments.length === 0 && !place && !unsupported) return null;
 
-  const { text, mentionsBot } = stripBotMentions(rawText, entities, bot);
+  const { text, mentionsBot } = readText(rawText, entities, bot);
+  const replyTo = repliedOf(m, bot);
   const inTopic = m.is_topic_message === true && m.message_thread_id !== undefined;
   const reply = m.reply_to_message;
   // In a forum topic every message "replies" to the topic's first message; that is not a reply to the bot.
@@ -47,37 +49,10 @@ export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date
     attachments,
     receivedAt: platformTime(m.date, "s", now),
     ...(m.media_group_id ? { groupId: m.media_group_id } : {}),
+    ...(replyTo ? { replyTo } : {}),
+    ...(place ? { place } : {}),
+    ...(unsupported ? { unsupported } : {}),
   };
-}
-
-/**
- * Finds the bot's @mention, text mention or `/command@botname` and removes the mention from the text
- * ("@bot what is 2+2" → "what is 2+2", "/mode@bot thinking" → "/mode thinking").
- */
-export function stripBotMentions(
-  text: string,
-  entities: readonly MessageEntity[],
-  bot: BotIdentity,
-): { text: string; mentionsBot: boolean } {
-  const handle = `@${bot.username}`.toLowerCase();
-  const cuts: Array<{ from: number; to: number }> = [];
-  for (const e of entities) {
-    const slice = text.slice(e.offset, e.offset + e.length);
-    if (e.type === "mention" && slice.toLowerCase() === handle) cuts.push({ from: e.offset, to: e.offset + e.length });
-    else if (e.type === "text_mention" && e.user.id === bot.id) cuts.push({ from: e.offset, to: e.offset + e.length });
-    else if (e.type === "bot_command" && slice.toLowerCase().endsWith(handle)) {
-      cuts.push({ from: e.offset + e.length - handle.length, to: e.offset + e.length });
-    }
-  }
-  let result = text;
-  for (const cut of cuts.sort((a, b) => b.from - a.from)) {
-    const before = result.slice(0, cut.from);
-    let after = result.slice(cut.to);
-    if (before.trim() === "") after = after.replace(/^[\s,:]+/, "");
-    else if (/\s$/.test(before)) after = after.replace(/^[ \t]+/, "");
-    result = before + after;
-  }
-  return { text: cuts.length > 0 ? result.trim() : text, mentionsBot: cuts.length > 0 };
 }
 
 function attachmentsOf(m: Message): Attachment[] {

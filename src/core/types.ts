@@ -79,7 +79,7 @@ export interface InboundMessage {
   /** A location or venue the sender shared; `text` is then what they wrote with it (often nothing). */
   place?: Place;
   /**
-   * What the sender sent that Parley cannot use yet, said as a person would ("a poll", "an order", "a view-once
+   * What the sender sent that Parley cannot use yet, named as a kind ("polls", "orders", "view-once
    * photo"): answered with a short reply in a direct chat, ignored in a group. `text` is empty or a caption.
    */
   unsupported?: string;
