@@ -80,7 +80,7 @@ export interface InboundMessage {
   place?: Place;
   /**
    * What the sender sent that Parley cannot use yet, named as a kind ("polls", "orders", "view-once
-   * photo"): answered with a short reply in a direct chat, ignored in a group. `text` is empty or a caption.
+   * photos"): answered with a short reply in a direct chat, ignored in a group. `text` is empty or a caption.
    */
   unsupported?: string;
 }
