@@ -3,6 +3,7 @@ import { DeliveryError } from "../../src/core/errors.ts";
 import { tooLargeError } from "../../src/core/read-capped.ts";
 import type { ChannelAdapter, ChatKey } from "../../src/core/types.ts";
 import { createMetaChannel, type MetaChannelDeps } from "../meta/channel.ts";
+import { REPLY_WINDOW_MS } from "../meta/chat-memory.ts";
 import { describeError } from "../meta/errors.ts";
 import { captionOf, displayName, fileBlob } from "../meta/outbound-file.ts";
 import { markdownToPlainText } from "./format.ts";
@@ -17,7 +18,7 @@ export interface MessengerChannel {
   router: Router;
 }
 
-export const MESSENGER_LIMITS = { maxText: 2000, canEdit: false, canDraft: false } as const;
+export const MESSENGER_LIMITS = { maxText: 2000, canEdit: false, canDraft: false, replyWindowMs: REPLY_WINDOW_MS } as const;
 /** typing_on lasts 20 s or until the reply: asking again sooner only costs Graph calls. */
 const TYPING_EVERY_MS = 15_000;
 /** The largest attachment the Send API takes. */

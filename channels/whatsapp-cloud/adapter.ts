@@ -4,6 +4,7 @@ import { tooLargeError } from "../../src/core/read-capped.ts";
 import type { ChannelAdapter } from "../../src/core/types.ts";
 import { markdownToWhatsApp } from "../../src/core/whatsapp-markers.ts";
 import { createMetaChannel, type MetaChannelDeps } from "../meta/channel.ts";
+import { REPLY_WINDOW_MS } from "../meta/chat-memory.ts";
 import { captionOf, displayName, fileBlob } from "../meta/outbound-file.ts";
 import { normalizeWhatsAppPayload } from "./normalize.ts";
 
@@ -19,7 +20,7 @@ export interface WhatsAppCloudChannel {
   router: Router;
 }
 
-export const WHATSAPP_CLOUD_LIMITS = { maxText: 4096, canEdit: false, canDraft: false } as const;
+export const WHATSAPP_CLOUD_LIMITS = { maxText: 4096, canEdit: false, canDraft: false, replyWindowMs: REPLY_WINDOW_MS } as const;
 /** The indicator shows for up to 25 s or until the reply: asking again sooner only costs Graph calls. */
 const TYPING_EVERY_MS = 20_000;
 /** WhatsApp's limits for a document: 100 MB of file, 1024 characters of caption. */

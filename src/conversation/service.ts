@@ -301,6 +301,13 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await inbox.ignore(item.id, "group message not addressed to the bot");
       return "ignored";
     }
+    const window = adapter.limits.replyWindowMs;
+    if (window !== undefined && clock().getTime() - message.receivedAt.getTime() > window - REPLY_WINDOW_MARGIN_MS) {
+      // The platform would refuse the reply: no model call is spent on an answer nobody can receive.
+      log.warn({ inboxId: item.id, channel: message.channel }, "the platform's reply window for this message has closed; not answered");
+      await inbox.fail(item.id, "the platform's reply window closed before the message could be answered");
+      return "requeued";
+    }
     if (item.attempts > maxAttempts + 2) {
       await say(adapter, item, GAVE_UP_REPLY);
       await inbox.fail(item.id, "too many attempts");
@@ -415,6 +422,9 @@ function failsEveryTime(error: unknown): boolean {
 function replyTarget(item: InboxItem): string | undefined {
   return item.message.isGroup ? item.message.platformMessageId : undefined;
 }
+
+/** A reply started this close to the end of a platform's reply window might not make it in time. */
+const REPLY_WINDOW_MARGIN_MS = 10 * 60 * 1000;
 
 /** What a person is told when they sent something Parley cannot use yet ("a poll", "an order"). */
 function unsupportedReply(what: string): string {

@@ -98,6 +98,11 @@ export interface ChannelLimits {
   canEdit: boolean;
   /** The platform can show a draft that grows while the reply is written (Telegram private chats, the web page). */
   canDraft: boolean;
+  /**
+   * How long after a person's message the platform still takes a free-form reply (WhatsApp's customer service window
+   * and Messenger's standard messaging window: 24 hours). Absent: no limit.
+   */
+  replyWindowMs?: number;
 }
 
 /**

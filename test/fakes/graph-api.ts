@@ -398,13 +398,16 @@ export function deliverWebhook(url: string, payload: unknown, appSecret: string)
   return fetch(url, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": hubSignature(body, appSecret) }, body });
 }
 
+/** Events are built as Meta sends them, stamped with the time they are made (older ones are outside the reply window). */
+const nowSeconds = () => String(Math.floor(Date.now() / 1000));
+
 export const whatsappWebhook = {
-  text: (from: string, id: string, body: string, timestamp = "1750000000") => ({ from, id, timestamp, type: "text", text: { body } }),
-  image: (from: string, id: string, mediaId: string, caption?: string, timestamp = "1750000000") => ({
+  text: (from: string, id: string, body: string, timestamp = nowSeconds()) => ({ from, id, timestamp, type: "text", text: { body } }),
+  image: (from: string, id: string, mediaId: string, caption?: string, timestamp = nowSeconds()) => ({
     from, id, timestamp, type: "image",
     image: { id: mediaId, mime_type: "image/jpeg", sha256: "abc=", ...(caption === undefined ? {} : { caption }) },
   }),
-  audio: (from: string, id: string, mediaId: string, timestamp = "1750000000") => ({
+  audio: (from: string, id: string, mediaId: string, timestamp = nowSeconds()) => ({
     from, id, timestamp, type: "audio", audio: { id: mediaId, mime_type: "audio/ogg; codecs=opus", sha256: "def=", voice: true },
   }),
   /** A message as the user forwarded it: `context.forwarded`, or `frequently_forwarded` after many forwards. */
@@ -437,11 +440,11 @@ export const whatsappWebhook = {
 };
 
 export const messengerWebhook = {
-  text: (psid: string, mid: string, text: string, timestamp = 1750000000000) => ({
+  text: (psid: string, mid: string, text: string, timestamp = Date.now()) => ({
     sender: { id: psid }, recipient: { id: "PAGE" }, timestamp, message: { mid, text },
   }),
   attachment: (psid: string, mid: string, type: string, url: string, opts: { text?: string; timestamp?: number } = {}) => ({
-    sender: { id: psid }, recipient: { id: "PAGE" }, timestamp: opts.timestamp ?? 1750000000000,
+    sender: { id: psid }, recipient: { id: "PAGE" }, timestamp: opts.timestamp ?? Date.now(),
     message: { mid, ...(opts.text === undefined ? {} : { text: opts.text }), attachments: [{ type, payload: { url } }] },
   }),
   echo: (psid: string, mid: string, text: string) => ({
