@@ -6,6 +6,7 @@ import { normalizeUpdate } from "../channels/telegram/normalize.ts";
 import { updateShapeProblem } from "../channels/telegram/update-shape.ts";
 import { normalizeWebMessage } from "../channels/web/normalize.ts";
 import { normalizeWhatsAppPayload } from "../channels/whatsapp-cloud/normalize.ts";
+import { withContext } from "../src/conversation/turn-context.ts";
 import { isKey } from "../src/core/keys.ts";
 import type { InboundMessage } from "../src/core/types.ts";
 import { openDatabase, type Database } from "../src/db/client.ts";
@@ -23,7 +24,8 @@ import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "./support
 const NOW = new Date("2026-12-04T10:00:00Z");
 const BOT = { id: 7_000_000_001, username: "parley_bot" };
 
-/** Telegram's documented shapes (Bot API: Update, Message, PhotoSize, MessageEntity, CallbackQuery). */
+/** Telegram's documented shapes (Bot API: Update, Message, PhotoSize, MessageEntity, CallbackQuery, TextQuote,
+ * ExternalReplyInfo, Location, Venue). */
 const TELEGRAM_EXAMPLES: unknown[] = [
   {
     update_id: 10000,
@@ -50,6 +52,31 @@ const TELEGRAM_EXAMPLES: unknown[] = [
         { file_id: "AgADBAADr6cxH", file_unique_id: "AQADr6cy", file_size: 45678, width: 800, height: 600 },
       ],
       reply_to_message: { message_id: 76, date: 1441645590, chat: { id: -1001234567890, type: "supergroup" }, from: { id: BOT.id, is_bot: true, first_name: "Parley" } },
+    },
+  },
+  {
+    update_id: 10003,
+    message: {
+      message_id: 80,
+      date: 1441645700,
+      chat: { id: -1001234567890, type: "supergroup", title: "Team" },
+      from: { id: 3333333, is_bot: false, first_name: "Bo" },
+      text: "@parley_bot is this right?",
+      entities: [{ type: "mention", offset: 0, length: 11 }, { type: "text_link", offset: 15, length: 4, url: "https://example.org/" }],
+      reply_to_message: { message_id: 79, date: 1441645690, chat: { id: -1001234567890, type: "supergroup" }, from: { id: 2222222, is_bot: false, first_name: "Ana" }, text: "The train leaves at 9" },
+      quote: { text: "leaves at 9", position: 10, is_manual: true },
+    },
+  },
+  {
+    update_id: 10004,
+    message: {
+      message_id: 81,
+      date: 1441645800,
+      chat: { id: 1111111, type: "private", first_name: "Test" },
+      from: { id: 1111111, is_bot: false, first_name: "Test" },
+      location: { latitude: 36.753768, longitude: 3.058756 },
+      venue: { location: { latitude: 36.753768, longitude: 3.058756 }, title: "Jardin d'Essai", address: "Belouizdad" },
+      external_reply: { origin: { type: "channel", date: 1441645000, chat: { id: -1009, type: "channel", title: "News" }, message_id: 4 } },
     },
   },
   {
@@ -181,6 +208,18 @@ function expectContract(message: InboundMessage): void {
   expect(message.receivedAt).toBeInstanceOf(Date);
   expect(message.receivedAt.getTime()).toBeGreaterThan(0);
   expect(message.receivedAt.getTime()).toBeLessThanOrEqual(Math.max(NOW.getTime(), Date.now()) + 86_400_000);
+  if (message.replyTo !== undefined) {
+    expect(["bot", "sender", "other", "unknown"]).toContain(message.replyTo.author);
+    for (const field of ["id", "authorName", "text", "kind", "quote"] as const) {
+      if (message.replyTo[field] !== undefined) expect(typeof message.replyTo[field]).toBe("string");
+    }
+  }
+  if (message.place !== undefined) {
+    expect(Number.isFinite(message.place.latitude) && Number.isFinite(message.place.longitude)).toBe(true);
+  }
+  if (message.unsupported !== undefined) expect(typeof message.unsupported).toBe("string");
+  // What the conversation service makes of it never throws.
+  expect(typeof withContext(message.text, message)).toBe("string");
   expect(Array.isArray(message.attachments)).toBe(true);
   for (const attachment of message.attachments) {
     expect(["image", "audio", "file"]).toContain(attachment.kind);

@@ -78,9 +78,9 @@ function markupOf(e: MessageEntity): { open: string; close: string } | undefined
     case "code":
       return { open: "`", close: "`" };
     case "pre":
-      return { open: `\`\`\`${(e.language ?? "").replace(/[^\w+#.-]/g, "")}\n`, close: "\n```" };
+      return { open: `\`\`\`${String(e.language ?? "").replace(/[^\w+#.-]/g, "")}\n`, close: "\n```" };
     case "text_link":
-      return { open: "[", close: `](${linkTarget(e.url)})` };
+      return typeof e.url === "string" && e.url !== "" ? { open: "[", close: `](${linkTarget(e.url)})` } : undefined;
     default:
       return undefined;
   }
