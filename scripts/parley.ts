@@ -12,7 +12,7 @@
 import { pathToFileURL } from "node:url";
 import { approvePairing, listPendingPairings, normalizeCode, setUserAccess } from "../src/access/pairing.ts";
 import { ConfigError, loadConfig, secretsOf, type Config } from "../src/config.ts";
-import { isKey } from "../src/core/keys.ts";
+import { keyProblem } from "../src/core/keys.ts";
 import type { UserKey } from "../src/core/types.ts";
 import { openDatabase } from "../src/db/client.ts";
 import { createLogger } from "../src/observability/logger.ts";
@@ -64,8 +64,9 @@ export async function runCli(argv: readonly string[], config: Config, out: (line
       }
       case "allow":
       case "block": {
-        if (arg === undefined || !isKey(arg)) {
-          out(`Give a user key, e.g. npm run parley -- ${command} telegram:12345`);
+        const problem = arg === undefined ? "is missing" : keyProblem(arg, "user");
+        if (arg === undefined || problem !== undefined) {
+          out(`Give a user key, e.g. npm run parley -- ${command} telegram:12345 (the key ${problem})`);
           return 2;
         }
         await setUserAccess(db, arg as UserKey, command === "allow" ? "allowed" : "blocked");

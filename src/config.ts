@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
 import { HISTORY_CACHE_MB_DEFAULT } from "./conversation/history-cache.ts";
-import { isKey } from "./core/keys.ts";
+import { keyProblem, type KeyRole } from "./core/keys.ts";
 import {
   IMAGE_MAX_FRAMES_DEFAULT,
   IMAGE_MAX_PIXELS_DEFAULT,
@@ -135,34 +135,31 @@ const timeZone = z
     }
   }, "is not an IANA time zone such as UTC or Europe/Berlin");
 
-const userKeyList = z
-  .string()
-  .optional()
-  .transform((value, ctx): UserKey[] => {
-    const keys = (value ?? "").split(",").map((e) => e.trim()).filter(Boolean);
-    for (const key of keys) {
-      if (!isKey(key)) {
-        ctx.addIssue({ code: "custom", message: `"${key}" is not a user key such as telegram:12345` });
+/**
+ * ALLOWED_USERS, ADMIN_USERS (user keys) and GROUP_ALLOWLIST (chat keys, e.g. telegram:-1001234). Fails closed: an
+ * entry no platform could send (src/core/keys.ts keyProblem) or a value of separators only stops start-up, since it
+ * would match no one while the operator believes it names someone. Unset or empty keeps its documented meaning (no
+ * one listed). An entry is named by its position, never quoted: it may be a secret pasted into the wrong variable.
+ */
+const keyList = <K extends UserKey | ChatKey>(role: KeyRole) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx): K[] => {
+      const keys = (value ?? "").split(",").map((e) => e.trim()).filter(Boolean);
+      if (keys.length === 0 && (value ?? "").trim() !== "") {
+        ctx.addIssue({ code: "custom", message: `lists no key, only separators (unset it, or list ${role} keys such as ${role === "user" ? "telegram:12345" : "telegram:-1001234"})` });
         return z.NEVER;
       }
-    }
-    return keys as UserKey[];
-  });
-
-/** GROUP_ALLOWLIST: chat keys of the groups Parley answers in, e.g. telegram:-1001234. */
-const chatKeyList = z
-  .string()
-  .optional()
-  .transform((value, ctx): ChatKey[] => {
-    const keys = (value ?? "").split(",").map((e) => e.trim()).filter(Boolean);
-    for (const key of keys) {
-      if (!isKey(key)) {
-        ctx.addIssue({ code: "custom", message: `"${key}" is not a chat key such as telegram:-1001234` });
-        return z.NEVER;
+      for (const [i, key] of keys.entries()) {
+        const problem = keyProblem(key, role);
+        if (problem !== undefined) {
+          ctx.addIssue({ code: "custom", message: `entry ${i + 1} of ${keys.length} ${problem}` });
+          return z.NEVER;
+        }
       }
-    }
-    return keys as ChatKey[];
-  });
+      return keys as K[];
+    });
 
 /** A per-user quota: a whole number, 0 meaning no limit. */
 const quota = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
@@ -235,10 +232,10 @@ const schema = z
     DEFAULT_TIMEZONE: timeZone,
 
     ACCESS_POLICY: z.enum(["pairing", "allowlist", "open"]).default("pairing"),
-    ALLOWED_USERS: userKeyList,
+    ALLOWED_USERS: keyList<UserKey>("user"),
     GROUP_POLICY: z.enum(["off", "allowlist", "open"]).default("allowlist"),
-    GROUP_ALLOWLIST: chatKeyList,
-    ADMIN_USERS: userKeyList,
+    GROUP_ALLOWLIST: keyList<ChatKey>("chat"),
+    ADMIN_USERS: keyList<UserKey>("user"),
     QUOTA_MESSAGES_PER_MINUTE: quota(10),
     QUOTA_CONTEMPLATIONS_PER_HOUR: quota(10),
     QUOTA_TOKENS_PER_DAY: quota(200_000),

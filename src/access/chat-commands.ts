@@ -1,5 +1,5 @@
 import { and, eq, gte, sql } from "drizzle-orm";
-import { isKey } from "../core/keys.ts";
+import { isKey, keyProblem } from "../core/keys.ts";
 import type { InboundMessage, OutboundFile, UserKey } from "../core/types.ts";
 import { rowsOf, type Db } from "../db/client.ts";
 import { inbox, messages, users } from "../db/schema.ts";
@@ -43,7 +43,9 @@ export function createChatCommands(deps: ChatCommandsDeps): ChatCommands {
 
   const targetOf = (args: string): UserKey | string => {
     const key = args.trim().split(/\s+/)[0] ?? "";
-    return isKey(key) && key.length <= 300 ? (key as UserKey) : `Give a user key, e.g. /block telegram:12345 (the key is on the admin page).`;
+    const problem = key === "" || key.length > 300 ? undefined : keyProblem(key, "user");
+    if (key !== "" && key.length <= 300 && problem === undefined) return key as UserKey;
+    return `Give a user key, e.g. /block telegram:12345 (the key is on the admin page)${problem ? `: that one ${problem}` : ""}.`;
   };
 
   const admin = async (name: string, args: string, message: InboundMessage): Promise<string> => {

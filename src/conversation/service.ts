@@ -290,14 +290,8 @@ export function createConversationService(deps: ConversationServiceDeps) {
     const { message } = item;
     // A reply can only exist from an earlier claim of this row (every claim counts an attempt).
     const prior = item.attempts > 1 ? await store.replyFor(item.id) : undefined;
-    if (prior) {
-      if (!prior.deliveredAt) {
-        await deliverStored(adapter, item, prior);
-        return "closed";
-      }
-      return "done";
-    }
-    if (message.isGroup && !message.mentionsBot && !message.replyToBot) {
+    if (prior?.deliveredAt) return "done";
+    if (!prior && message.isGroup && !message.mentionsBot && !message.replyToBot) {
       await inbox.ignore(item.id, "group message not addressed to the bot");
       return "ignored";
     }
@@ -308,16 +302,23 @@ export function createConversationService(deps: ConversationServiceDeps) {
       await inbox.fail(item.id, "the platform's reply window closed before the message could be answered");
       return "requeued";
     }
+    // Access is decided now, when the row is answered, not when it was received: a row waits in the inbox (behind its
+    // chat's earlier messages, across a restart, for a retry of its delivery) while the sender may be blocked or the
+    // group taken off GROUP_ALLOWLIST. A reply written before that is not delivered either.
+    // The quota counts are read while the sender's row is (two connections, one round trip of waiting).
+    const prefetched = prior ? undefined : deps.quotas?.prefetch(message.user, item.id);
+    const user = await store.upsertUser(message, "pending");
+    const denied = await access.decide(message, user.status);
+    if (denied) return refuse(adapter, item, denied);
+    if (prior) {
+      await deliverStored(adapter, item, prior);
+      return "closed";
+    }
     if (item.attempts > maxAttempts + 2) {
       await say(adapter, item, GAVE_UP_REPLY);
       await inbox.fail(item.id, "too many attempts");
       return "requeued";
     }
-    // The quota counts are read while the sender's row is (two connections, one round trip of waiting).
-    const prefetched = deps.quotas?.prefetch(message.user, item.id);
-    const user = await store.upsertUser(message, "pending");
-    const denied = await access.decide(message, user.status);
-    if (denied) return refuse(adapter, item, denied);
     const admission = await deps.quotas?.admit(user, item.id, prefetched);
     if (admission?.refusal) return refuse(adapter, item, admission.refusal);
     if (message.unsupported && message.text.trim() === "" && message.attachments.length === 0 && !message.place) {
