@@ -9,8 +9,8 @@ import { readText, type BotIdentity } from "./message-text.ts";
 export type { BotIdentity };
 
 /**
- * One Telegram update → one InboundMessage, or null for everything Parley does not answer: updates without a new
- * message (edits, channel posts, membership changes, callback queries), messages from bots (itself included, and
+ * One Telegram update → one InboundMessage, or null for everything Parley does not answer: updates without a
+ * person's message (channel posts, membership changes), a live location's moves, messages from bots (itself included, and
  * anonymous group admins, who arrive as the GroupAnonymousBot), channel posts forwarded automatically into a
  * linked discussion group, and service messages (members joining, pins). Text keeps its hidden links and formatting
  * as Markdown; a reply, a quote, a location or venue travel with it; what Parley cannot use yet (a sticker, a poll) is
@@ -18,8 +18,11 @@ export type { BotIdentity };
  */
 export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date()): InboundMessage | null {
   if (update.callback_query) return normalizeButton(update.callback_query, bot, now);
-  const m = update.message;
+  const edited = update.message === undefined && update.edited_message !== undefined;
+  const m = update.message ?? update.edited_message;
   if (!m || !m.from || m.from.is_bot || m.is_automatic_forward) return null;
+  // A live location moving is an edit too: only its first position is answered. An edit is of words, or nothing.
+  if (edited && (m.location !== undefined || (m.text ?? m.caption ?? "") === "")) return null;
   const rawText = m.text ?? m.caption ?? "";
   const entities = (m.text !== undefined ? m.entities : m.caption_entities) ?? [];
   const attachments = attachmentsOf(m);
@@ -49,6 +52,7 @@ export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date
     attachments,
     receivedAt: platformTime(m.date, "s", now),
     ...(m.media_group_id ? { groupId: m.media_group_id } : {}),
+    ...(edited ? { edited: true } : {}),
     ...(replyTo ? { replyTo } : {}),
     ...(place ? { place } : {}),
     ...(unsupported ? { unsupported } : {}),

@@ -94,7 +94,12 @@ const callbackQuery = z.object({
     .optional(),
 });
 
-const update = z.object({ update_id: int, message: message.optional(), callback_query: callbackQuery.optional() });
+const update = z.object({
+  update_id: int,
+  message: message.optional(),
+  edited_message: message.optional(),
+  callback_query: callbackQuery.optional(),
+});
 
 /**
  * Null when the update has the documented shape (as far as Parley reads it); otherwise where it does not, as field

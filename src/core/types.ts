@@ -74,6 +74,11 @@ export interface InboundMessage {
   receivedAt: Date;
   /** Messages sent together as one (a Telegram album) share this id; they are answered as one turn. */
   groupId?: string;
+  /**
+   * An edit of a message sent earlier, under that message's `platformMessageId`: one not answered yet is answered in
+   * its edited form; one already answered has its turn in the history corrected and is not answered again.
+   */
+  edited?: boolean;
   /** The message this one replies to or quotes. */
   replyTo?: RepliedMessage;
   /** A location or venue the sender shared; `text` is then what they wrote with it (often nothing). */

@@ -4,6 +4,7 @@ import { cleanDeep } from "../core/clean-text.ts";
 import { databaseError, type Db } from "../db/client.ts";
 import { failureReason, storageFailure } from "../db/failures.ts";
 import { inbox, inboxDeadLetters, messages } from "../db/schema.ts";
+import { estimateTokens } from "../models/tokens.ts";
 
 /**
  * Durable intake. A message is written here before the platform is acknowledged; a worker claims it, and it is
@@ -177,7 +178,7 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
     if (options?.claim) {
       try {
         const [inserted] = await q.acceptClaimed.execute({ ...row, leaseMs });
-        if (!inserted) return { id: null, duplicate: true };
+        if (!inserted) return duplicateOf(message);
         const claimed =
           inserted.state === "working" ? { id: inserted.id, attempts: inserted.attempts, message, storedAt: inserted.storedAt } : undefined;
         return { id: inserted.id, duplicate: false, ...(claimed ? { claimed } : {}) };
@@ -188,8 +189,31 @@ export function createInbox(deps: { db: Db; leaseMs: number }): Inbox {
       }
     }
     const [inserted] = await q.accept.execute(row);
-    const id = inserted?.id ?? null;
-    return { id, duplicate: id === null };
+    return inserted ? { id: inserted.id, duplicate: false } : duplicateOf(message);
+  };
+
+  /**
+   * A message already stored. A redelivery changes nothing; an edit replaces what a row still waiting will answer, or
+   * else corrects the person's turn in the history (the conversation's history epoch rises with it, so every
+   * process's cache reads it afresh). An edit arriving while its row is being answered corrects the turn only if the
+   * turn was already written.
+   */
+  const duplicateOf = async (message: InboundMessage): Promise<Accepted> => {
+    if (!message.edited) return { id: null, duplicate: true };
+    const same = and(eq(inbox.channel, message.channel), eq(inbox.platformMessageId, message.platformMessageId));
+    const waiting = await db
+      .update(inbox)
+      .set({ payload: message, updatedAt: sql`now()` })
+      .where(and(same, eq(inbox.state, "pending")))
+      .returning({ id: inbox.id });
+    if (waiting.length === 0) {
+      const row = db.select({ id: inbox.id }).from(inbox).where(same);
+      await db
+        .update(messages)
+        .set({ text: message.text, tokens: estimateTokens(message.text) })
+        .where(and(inArray(messages.inboxId, row), eq(messages.role, "user")));
+    }
+    return { id: null, duplicate: true };
   };
 
   return {
