@@ -86,7 +86,12 @@ const rows: Row[] = [
       reply_to_message: { message_id: 55, date: 1, chat: { id: -1009, type: "supergroup", title: "F" }, from: bot, forum_topic_created: { name: "t", icon_color: 1 } } } as never),
     { chat: "telegram:-1009:55", isGroup: true, replyToBot: false, text: "in a topic" },
   ],
-  ["edited message ignored", { update_id: 1, edited_message: u.privateText("x").message! } as Update, null],
+  ["an edited message, flagged", { update_id: 1, edited_message: { ...u.privateText("x").message!, edit_date: 1_700_000_100 } } as Update, { text: "x", edited: true }],
+  [
+    "a live location moving is not answered",
+    { update_id: 1, edited_message: { ...u.raw({ location: { latitude: 1, longitude: 2, live_period: 60 } } as never).message!, edit_date: 1_700_000_100 } } as Update,
+    null,
+  ],
   ["channel post ignored", { update_id: 1, channel_post: { ...u.privateText("x").message!, chat: { id: -100, type: "channel", title: "C" } } } as Update, null],
   ["callback query ignored", { update_id: 1, callback_query: { id: "1", from: { id: 1, is_bot: false, first_name: "A" }, chat_instance: "c", data: "mode" } } as Update, null],
   ["my_chat_member ignored", { update_id: 1, my_chat_member: {} } as unknown as Update, null],
@@ -133,7 +138,7 @@ describe("normalizeUpdate", () => {
       return;
     }
     expect(message).toMatchObject(expected);
-    const m = update.message!;
+    const m = (update.message ?? update.edited_message)!;
     expect(message!.platformMessageId).toBe(`${m.chat.id}:${m.message_id}`);
     expect(message!.receivedAt).toEqual(new Date(m.date * 1000));
   });
