@@ -50,7 +50,7 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
     };
   }
   const location = target.dataDir === "memory://" ? "memory://" : path.resolve(target.dataDir, "pglite");
-  if (location !== "memory://") mkdirSync(location, { recursive: true });
+  if (location !== "memory://") mkdirSync(location, { recursive: true, mode: 0o700 });
   // Loaded only when used: PGlite's WebAssembly build costs a PostgreSQL deployment ~35 MB of memory otherwise.
   const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
     import("@electric-sql/pglite"),
