@@ -99,6 +99,8 @@ async function parleyAnswers(config: Config): Promise<boolean> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // The commands open the embedded database in the data directory: what they create there is owner-only, as Parley's.
+  process.umask(0o077);
   let config: Config;
   try {
     config = loadConfig();

@@ -12,9 +12,10 @@ import type { CreateWhatsAppClient } from "../channels/whatsapp/client-port.ts";
 import type { Config } from "./config.ts";
 import { createConversationService } from "./conversation/service.ts";
 import { createConversationStore } from "./conversation/store.ts";
+import { tightenDataDir, type Tightened } from "./core/data-dir.ts";
 import { errorMessage } from "./core/errors.ts";
 import type { ChannelAdapter, ChannelName, InboundMessage } from "./core/types.ts";
-import { openDatabase, type Database } from "./db/client.ts";
+import { openDatabase, pgliteDirectory, type Database } from "./db/client.ts";
 import { closeServer, createHttpApp, listen, type HttpAppOptions } from "./http/server.ts";
 import { createClients } from "./http/client.ts";
 import { trustsAddress } from "./http/trust-proxy.ts";
@@ -89,7 +90,13 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
   setMaxListeners(0, lifetime.signal);
   const scrub = createScrubber(options.secrets);
 
+  // What an earlier run or a copy left open to other local users is closed before anything is read or written;
+  // then PGlite's directory again once it has opened and once it has closed, as it writes some files 0666 whatever
+  // the umask. Said once, with a count.
+  const found = await tightenDataDir(config.dataDir);
+  const pglite = pgliteDirectory(config.database);
   const database = await openWithRetry(config, log);
+  reportTightened(log, found, pglite ? await tightenDataDir(pglite) : undefined);
   options.logSink?.attach(database.db, { retentionDays: config.logs.retentionDays });
   const store = createConversationStore(database.db, { historyCacheBytes: config.conversation.historyCacheBytes });
   const rawInbox = createInbox({ db: database.db, leaseMs });
@@ -305,9 +312,26 @@ export async function startParley(options: ParleyOptions): Promise<Parley> {
         await closeServer(server);
         await options.logSink?.detach();
         await database.close();
+        const left = pglite
+          ? await tightenDataDir(pglite).catch((error: unknown) => log.warn({ err: error }, "cannot check the database directory's permissions"))
+          : undefined;
+        if (left?.tightened) log.debug({ dir: left.dir, files: left.tightened }, "files the database wrote made owner-only");
         log.info("Parley stopped");
       })()),
   };
+}
+
+/** One warning for what was found open at start (a count, never each file); PGlite's own fresh files at debug. */
+function reportTightened(log: Logger, found: Tightened, afterOpen: Tightened | undefined): void {
+  if (found.tightened > 0) {
+    log.warn({ dir: found.dir, files: found.tightened },
+      "files in the data directory were open to other users; they are now the operator's alone (directories 0700, files 0600)");
+  }
+  if (afterOpen?.tightened) log.debug({ dir: afterOpen.dir, files: afterOpen.tightened }, "files the database created made owner-only");
+  const failed = Math.max(found.failed, afterOpen?.failed ?? 0);
+  if (failed > 0) {
+    log.warn({ dir: found.dir, files: failed }, "some files in the data directory could not be made owner-only (another user owns them?); check their permissions");
+  }
 }
 
 async function openWithRetry(config: Config, log: Logger): Promise<Database> {

@@ -6,6 +6,9 @@ import { createLogSink } from "./observability/log-sink.ts";
 /** The composition root for the process: read the configuration, start Parley, stop it on SIGTERM or SIGINT. */
 
 async function main(): Promise<void> {
+  // Whatever the process creates from here on (the data directory, the database, the WhatsApp session, uploads)
+  // is the operator's alone: owner-only whatever umask the shell or service manager handed down.
+  process.umask(0o077);
   let config;
   try {
     config = loadConfig();

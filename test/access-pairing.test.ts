@@ -51,26 +51,51 @@ describe.each(DATABASE_KINDS)("pairing on %s", (kind) => {
     expect((await listPendingPairings(db, at(61))).map((p) => p.user)).toEqual(["telegram:5"]);
   });
 
-  it("keeps at most three codes pending per channel and tells the others to try later, once an hour", async () => {
+  it("keeps codes for the 20 most recent requests per channel: a new stranger expires the oldest, never gets 'full'", async () => {
     const { db } = database;
-    for (let i = 1; i <= MAX_PENDING_PER_CHANNEL; i++) expect((await requestPairing(db, sender(i), T0)).type).toBe("code");
-    expect(await requestPairing(db, sender(9), at(1))).toEqual({ type: "full", notify: true });
-    expect(await requestPairing(db, sender(9), at(30))).toEqual({ type: "full", notify: false });
-    // Another channel has its own three.
-    expect((await requestPairing(db, sender(9, "messenger"), at(2))).type).toBe("code");
-    // An approval frees a place.
-    const [oldest] = await listPendingPairings(db, at(31));
-    expect(await approvePairing(db, oldest!.code, at(31))).toEqual({ user: "telegram:1", displayName: "Person 1" });
-    expect(await requestPairing(db, sender(9), at(32))).toMatchObject({ type: "code", notify: true });
-    // Codes that expired free their places too.
-    expect(await requestPairing(db, sender(10), at(61))).toMatchObject({ type: "code", notify: true });
-    expect((await listPendingPairings(db, at(61))).map((p) => p.user)).toEqual(["messenger:9", "telegram:9", "telegram:10"]);
+    expect(MAX_PENDING_PER_CHANNEL).toBe(20);
+    const codes = new Map<number, string>();
+    for (let i = 1; i <= 20; i++) {
+      const outcome = await requestPairing(db, sender(i), at(i / 10));
+      expect(outcome).toMatchObject({ type: "code", notify: true });
+      codes.set(i, outcome.type === "code" ? outcome.code : "");
+    }
+    // The 21st gets a code; the oldest request (sender 1) is expired in its place, so its code approves no one.
+    expect(await requestPairing(db, sender(21), at(3))).toMatchObject({ type: "code", notify: true });
+    const pending = await listPendingPairings(db, at(3));
+    expect(pending).toHaveLength(20);
+    expect(pending.map((p) => p.user)).not.toContain("telegram:1");
+    expect(pending.at(-1)?.user).toBe("telegram:21");
+    expect(await approvePairing(db, codes.get(1)!, at(4))).toBeUndefined();
+    // Another channel has its own 20: nothing of Telegram's is expired for it.
+    expect(await requestPairing(db, sender(1, "messenger"), at(5))).toMatchObject({ type: "code", notify: true });
+    expect(await listPendingPairings(db, at(5))).toHaveLength(21);
+    // An approval still works for a code that was kept.
+    expect(await approvePairing(db, codes.get(2)!, at(6))).toEqual({ user: "telegram:2", displayName: "Person 2" });
   });
 
-  it("never issues more than the cap when many strangers write at the same moment", async () => {
-    const outcomes = await Promise.all(Array.from({ length: 12 }, (_, i) => requestPairing(database.db, sender(100 + i), T0)));
-    expect(outcomes.filter((o) => o.type === "code")).toHaveLength(MAX_PENDING_PER_CHANNEL);
-    expect(outcomes.filter((o) => o.type === "full")).toHaveLength(12 - MAX_PENDING_PER_CHANNEL);
+  it("lets no sender churn others out faster than one code an hour, and tells them at most once an hour", async () => {
+    const { db } = database;
+    for (let i = 1; i <= 20; i++) await requestPairing(db, sender(i), at(i / 10));
+    // Asking again while a code is pending gives the same code and expires no one.
+    const first = await requestPairing(db, sender(20), at(10));
+    const again = await requestPairing(db, sender(20), at(11));
+    expect(again).toEqual({ ...first, notify: false });
+    expect((await listPendingPairings(db, at(11))).map((p) => p.user)).toContain("telegram:1");
+    // Sender 1's code is expired early for sender 21. Sender 1 asking again within the hour of that code gets no new
+    // one (which would expire someone else's) and is not told again; nothing of anyone else's is expired meanwhile.
+    await requestPairing(db, sender(21), at(12));
+    expect(await requestPairing(db, sender(1), at(13))).toEqual({ type: "replaced", retryAt: at(60.1) });
+    expect(await requestPairing(db, sender(1), at(59))).toEqual({ type: "replaced", retryAt: at(60.1) });
+    expect((await listPendingPairings(db, at(59))).map((p) => p.user)).toContain("telegram:2");
+    // Once that hour is over it is a request like any other: a new code, told.
+    expect(await requestPairing(db, sender(1), at(61))).toMatchObject({ type: "code", notify: true });
+  });
+
+  it("keeps the 20 most recent when many strangers write at the same moment, and gives each a code", async () => {
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => requestPairing(database.db, sender(100 + i), T0)));
+    expect(outcomes.filter((o) => o.type === "code")).toHaveLength(30);
+    expect(await listPendingPairings(database.db, T0)).toHaveLength(MAX_PENDING_PER_CHANNEL);
   });
 
   it("approves by code only while it is valid, keyed to the user key", async () => {

@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runCli } from "../scripts/parley.ts";
 import { loadConfig } from "../src/config.ts";
-import { inbox, pairingRequests, users } from "../src/db/schema.ts";
+import { inbox, users } from "../src/db/schema.ts";
 import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { signInAdmin } from "./support/admin-client.ts";
@@ -116,13 +116,28 @@ describe.each(DATABASE_KINDS)("access through Telegram on %s", (kind) => {
     ]);
   });
 
-  it("keeps at most three codes pending on a channel and tells the next stranger to try later", async () => {
+  it("gives a real person a code after 100 strangers, counts the channel's pending on the admin page, and answers them once approved", async () => {
     await start();
-    for (const id of [211, 212, 213]) expect(await ask(id, "hi")).toMatch(CODE);
-    expect(await ask(214, "hi")).toMatch(/too many requests are pending/);
+    const strangers = Array.from({ length: 100 }, (_, i) => 1_000 + i);
+    for (const id of strangers) say(id, "hi");
+    await waitFor(() => expect(strangers.filter((id) => CODE.test(sentTexts(id)[0] ?? ""))).toHaveLength(100), 30_000);
+
+    const code = CODE.exec(await ask(205, "hello, it is me"))?.[1];
+    expect(code).toBeDefined();
     expect(model.requests).toHaveLength(0);
-    expect(await parley!.database.db.select().from(pairingRequests)).toHaveLength(4);
-  });
+    const admin = await signInAdmin(parley!.url, PASSWORD);
+    const list = await admin.get("/admin/users");
+    expect(list.text).toContain("Waiting for approval");
+    expect(list.text).toMatch(/<li><span class="tag">telegram<\/span> 20 pending<\/li>/);
+    expect(list.text).toContain(`<code>${code}</code>`);
+    // The oldest strangers' codes were expired for the newer requests: only 20 remain.
+    expect(list.text.match(/>Approve [A-Z2-9]{8}</g)).toHaveLength(20);
+    expect(await admin.post(`/admin/pairing/${code}/approve`)).toMatchObject({ status: 303, location: "/admin/users?notice=approved" });
+    expect((await admin.get("/admin/users")).text).toMatch(/<span class="tag">telegram<\/span> 19 pending/);
+
+    expect(await ask(205, "now?")).toBe("echo: now?");
+    expect(asked()).toEqual(["now?"]);
+  }, 60_000);
 
   it("lets admins block, allow, approve and see stats from their direct chat; others cannot", async () => {
     await start({ ADMIN_USERS: "telegram:1", ALLOWED_USERS: "telegram:203" });

@@ -57,7 +57,7 @@ export function createUploadStore(options: { dataDir: string; now: () => number;
 
   return {
     async receive(body, maxBytes) {
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
       const ref = randomUUID();
       const part = join(dir, ref + PART);
       const handle = await open(part, "wx", 0o600);

@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 
@@ -54,11 +54,13 @@ export function createQrOutput(deps: QrOutputDeps): QrOutput {
     drawer ??= optional(load, "qrcode-terminal", (m): m is QrcodeTerminal => typeof (m as QrcodeTerminal).generate === "function");
     encoder ??= optional(load, "qrcode", (m): m is Qrcode => typeof (m as Qrcode).toFile === "function");
     const [draw, encode] = await Promise.all([drawer, encoder]);
-    await mkdir(deps.dataDir, { recursive: true });
+    await mkdir(deps.dataDir, { recursive: true, mode: 0o700 });
 
     let savedAs: string;
     if (encode) {
       await encode.toFile(png, qr, { type: "png", margin: 2, width: 400 });
+      // qrcode writes with the default mode; the code logs this WhatsApp account in, so it is the operator's alone.
+      await chmod(png, 0o600);
       await rm(txt, { force: true });
       savedAs = png;
     } else {

@@ -29,10 +29,6 @@ export const pairingReply = (code: string) =>
   `Ask the operator to approve code ${code}: on the admin page, or with \`npm run parley -- approve ${code}\`. ` +
   "The code is valid for an hour; write again once you are approved.";
 
-export const PAIRING_FULL_REPLY =
-  "This assistant only talks to people its operator has approved, and too many requests are pending right now. " +
-  "Please try again later.";
-
 export const allowlistReply = (user: string) =>
   `This assistant is private. If you know its operator, send them your id ${user} and ask them to add it to ALLOWED_USERS.`;
 
@@ -57,8 +53,9 @@ export function createAccessGate(deps: { db: Db; settings: AccessSettings; clock
             return { reason: NOT_ALLOWED, ...(notify ? { reply: allowlistReply(message.user) } : {}) };
           }
           const outcome = await requestPairing(db, sender, clock());
-          if (!outcome.notify) return { reason: NOT_ALLOWED };
-          return { reason: NOT_ALLOWED, reply: outcome.type === "code" ? pairingReply(outcome.code) : PAIRING_FULL_REPLY };
+          // A code expired early for newer requests: they were told within the hour, and a new one waits for its end.
+          if (outcome.type === "replaced" || !outcome.notify) return { reason: NOT_ALLOWED };
+          return { reason: NOT_ALLOWED, reply: pairingReply(outcome.code) };
         }
       }
     },

@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { and, asc, eq, gt, isNotNull, ne, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, ne, sql } from "drizzle-orm";
 import { parseKey } from "../core/keys.ts";
 import type { ChannelName, UserKey } from "../core/types.ts";
 import type { Db } from "../db/client.ts";
@@ -11,16 +11,20 @@ import { pairingRequests, users } from "../db/schema.ts";
  * user key, so a later change of name or username changes nothing.
  *
  * A code is 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L) and is valid for an hour. A sender is
- * told at most once an hour; at most MAX_PENDING_PER_CHANNEL codes wait per channel, so a flood of strangers cannot
- * bury the real requests (beyond that they are told to try later, also at most once an hour). Issuing a code takes a
- * transaction-scoped advisory lock per channel, so several workers or processes never exceed the cap together.
+ * told at most once an hour. Codes are kept for the MAX_PENDING_PER_CHANNEL most recent requests of a channel: a new
+ * stranger always gets a code, and the oldest pending one of that channel is expired early in its place, so a flood
+ * of strangers can neither bury the real requests (the operator's list stays short) nor lock a real person out (as a
+ * cap that answers "full" would). Nobody gets a second code within the hour of their first, even when the first was
+ * expired early: asking again gives the same code, so one sender can push out at most one other an hour.
+ * Issuing a code takes a transaction-scoped advisory lock per channel, so several workers or processes keep the
+ * count together.
  */
 
 export const PAIRING_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 export const CODE_LENGTH = 8;
 export const CODE_TTL_MS = 60 * 60 * 1000;
 export const NOTICE_EVERY_MS = 60 * 60 * 1000;
-export const MAX_PENDING_PER_CHANNEL = 3;
+export const MAX_PENDING_PER_CHANNEL = 20;
 
 export interface PairingSender {
   user: UserKey;
@@ -31,8 +35,8 @@ export interface PairingSender {
 export type PairingOutcome =
   /** A code is waiting for approval; `notify` is false when the sender was told within the hour. */
   | { type: "code"; code: string; expiresAt: Date; notify: boolean }
-  /** Too many codes are pending on this channel. */
-  | { type: "full"; notify: boolean };
+  /** Their code was expired early for newer requests; no new one (and no notice) before `retryAt`, its hour's end. */
+  | { type: "replaced"; retryAt: Date };
 
 export interface PendingPairing {
   code: string;
@@ -57,7 +61,10 @@ export function normalizeCode(input: string): string | undefined {
   return code;
 }
 
-/** Gives the sender a code (or the one they have), or says the channel is full. */
+/**
+ * Gives the sender a code (or the one they have), expiring the channel's oldest pending one when
+ * MAX_PENDING_PER_CHANNEL are pending; or says their code was expired early and a new one waits for its hour's end.
+ */
 export async function requestPairing(db: Db, sender: PairingSender, now: Date): Promise<PairingOutcome> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`parley:pairing:${sender.channel}`}))`);
@@ -67,8 +74,10 @@ export async function requestPairing(db: Db, sender: PairingSender, now: Date): 
       if (dueForNotice) await tx.update(pairingRequests).set({ notifiedAt: now }).where(eq(pairingRequests.userKey, sender.user));
       return { type: "code", code: row.code, expiresAt: row.expiresAt, notify: dueForNotice };
     }
-    const [pending] = await tx
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
+    // Expired early (code cleared, expires_at kept): a new code now would push out someone else in its turn.
+    if (row && !row.code && row.expiresAt && row.expiresAt > now) return { type: "replaced", retryAt: row.expiresAt };
+    const pending = await tx
+      .select({ user: pairingRequests.userKey })
       .from(pairingRequests)
       .where(
         and(
@@ -77,12 +86,10 @@ export async function requestPairing(db: Db, sender: PairingSender, now: Date): 
           gt(pairingRequests.expiresAt, now),
           ne(pairingRequests.userKey, sender.user),
         ),
-      );
-    if ((pending?.n ?? 0) >= MAX_PENDING_PER_CHANNEL) {
-      const notifiedAt = dueForNotice ? now : row!.notifiedAt;
-      await upsert(tx, sender, { code: null, expiresAt: null, notifiedAt });
-      return { type: "full", notify: dueForNotice };
-    }
+      )
+      .orderBy(asc(pairingRequests.createdAt), asc(pairingRequests.userKey));
+    const oldest = pending.slice(0, Math.max(0, pending.length - MAX_PENDING_PER_CHANNEL + 1)).map((p) => p.user);
+    if (oldest.length > 0) await tx.update(pairingRequests).set({ code: null }).where(inArray(pairingRequests.userKey, oldest));
     const expiresAt = new Date(now.getTime() + CODE_TTL_MS);
     // An expired code may still sit on another row; a collision among 31^8 codes is a retry, not an error.
     for (let attempt = 0; ; attempt++) {

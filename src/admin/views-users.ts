@@ -2,7 +2,7 @@ import { CHANNEL_NAMES } from "../core/keys.ts";
 import { formatCount, formatTime, formatUsd } from "./format.ts";
 import { html, href, type Html } from "./html.ts";
 import { csrfField, notice, page, type PageContext } from "./layout.ts";
-import type { PendingPairing } from "../access/pairing.ts";
+import { MAX_PENDING_PER_CHANNEL, type PendingPairing } from "../access/pairing.ts";
 import type { QuotaLimits } from "../quotas/guard.ts";
 import { MODES, USER_STATUSES, type Usage, type UserFilters, type UserRow } from "./queries-users.ts";
 import { pager } from "./views-conversations.ts";
@@ -59,11 +59,21 @@ export function userListView(
   );
 }
 
-/** Codes waiting for approval (ACCESS_POLICY=pairing), each with its Approve button. */
+/**
+ * Codes waiting for approval (ACCESS_POLICY=pairing): how many per channel (at most MAX_PENDING_PER_CHANNEL each;
+ * under a flood the oldest go first), then each code with its Approve button.
+ */
 function pairingSection(ctx: PageContext, pending: readonly PendingPairing[]): Html | "" {
   if (pending.length === 0) return "";
+  const perChannel = new Map<string, number>();
+  for (const p of pending) perChannel.set(p.channel, (perChannel.get(p.channel) ?? 0) + 1);
   return html`<section class="pairing" aria-labelledby="pairing-title">
       <h2 id="pairing-title">Waiting for approval</h2>
+      <ul class="pairing-counts">${[...perChannel].sort(([a], [b]) => a.localeCompare(b)).map(
+        ([channel, n]) => html`<li><span class="tag">${channel}</span> ${formatCount(n)} pending</li>`,
+      )}</ul>
+      <p class="muted">Codes are kept for the ${MAX_PENDING_PER_CHANNEL} most recent requests of each channel: when more
+      strangers write, the oldest code of their channel expires early.</p>
       <table class="grid-table pairing">
       <thead><tr><th>Code</th><th>User</th><th>Asked</th><th>Expires</th><th></th></tr></thead>
       <tbody>${pending.map(

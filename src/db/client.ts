@@ -31,6 +31,11 @@ const MIGRATIONS = repoPath("migrations");
  */
 const PLAN_EACH_TIME = "-c plan_cache_mode=force_custom_plan";
 
+/** Where PGlite keeps its files: `<dataDir>/pglite`, or undefined when it is not on disk (PostgreSQL, memory). */
+export function pgliteDirectory(target: DatabaseTarget): string | undefined {
+  return target.kind === "pglite" && target.dataDir !== "memory://" ? path.resolve(target.dataDir, "pglite") : undefined;
+}
+
 /**
  * Opens PostgreSQL through a pg pool, or PGlite (embedded PostgreSQL in WebAssembly) in `<dataDir>/pglite`.
  * `dataDir: "memory://"` keeps PGlite in memory (tests).
@@ -49,8 +54,8 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
       close: () => pool.end(),
     };
   }
-  const location = target.dataDir === "memory://" ? "memory://" : path.resolve(target.dataDir, "pglite");
-  if (location !== "memory://") mkdirSync(location, { recursive: true });
+  const location = pgliteDirectory(target) ?? "memory://";
+  if (location !== "memory://") mkdirSync(location, { recursive: true, mode: 0o700 });
   // Loaded only when used: PGlite's WebAssembly build costs a PostgreSQL deployment ~35 MB of memory otherwise.
   const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
     import("@electric-sql/pglite"),

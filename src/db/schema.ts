@@ -41,8 +41,8 @@ export const users = pgTable("users", {
 
 /**
  * People who wrote without being allowed, one row per sender: the pairing code the operator approves (8 characters,
- * valid for an hour), or none when too many codes were pending; and when the sender was last told, so the notice
- * goes out at most once an hour. Keyed by the immutable user key, never a display name.
+ * valid for an hour), or none (when it was expired early for newer requests, expires_at still says when its hour
+ * ends: no new code before); and when the sender was last told, so the notice goes out at most once an hour. Keyed by the immutable user key, never a display name.
  */
 export const pairingRequests = pgTable(
   "pairing_requests",
