@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { users } from "../src/db/schema.ts";
 import { type FakeOpenAIServer } from "./fakes/openai-server.ts";
 import { type FakeTelegram } from "./fakes/telegram-api.ts";
 import { DATABASE_KINDS, type TestDatabase } from "./support/databases.ts";
@@ -139,5 +140,19 @@ describe.each(DATABASE_KINDS)("Telegram: replies, quotes, links, places and the 
     telegram.pushUpdate(telegram.updates.groupMention("and now a question", { userId: 63, chatId: GROUP }));
     await waitFor(() => expect(sentTexts(GROUP)).toEqual(["Done."]));
     expect(lastUserTexts(model)).toEqual(["and now a question"]);
+  });
+  it("an anonymous admin who mentions the bot is answered in the group, as the group", async () => {
+    const group = { id: GROUP, type: "supergroup", title: "Book club" };
+    const mention = `@${telegram.bot.username}`;
+    telegram.pushUpdate(
+      telegram.updates.raw(
+        { chat: group, sender_chat: group, text: `${mention} what is on the agenda?`, entities: [{ type: "mention", offset: 0, length: mention.length }] } as never,
+        { userId: 1087968824, isBot: true, firstName: "Group", username: "GroupAnonymousBot" },
+      ),
+    );
+    await waitFor(() => expect(sentTexts(GROUP)).toEqual(["Done."]));
+    expect(lastUserTexts(model)).toEqual(["what is on the agenda?"]);
+    const [user] = await parley!.database.db.select().from(users);
+    expect(user?.key).toBe(`telegram:${GROUP}`);
   });
 });

@@ -122,6 +122,27 @@ const rows: Row[] = [
     u.raw({ location: { latitude: 48.85, longitude: 2.35, live_period: 900, horizontal_accuracy: 20 } } as never),
     { text: "", place: { latitude: 48.85, longitude: 2.35, live: true }, attachments: [] },
   ],
+  [
+    "an anonymous group admin speaks as the group",
+    u.raw({
+      chat: { id: -100500, type: "supergroup", title: "G" },
+      sender_chat: { id: -100500, type: "supergroup", title: "G" },
+      text: "@ParleyBot pin the rules",
+      entities: [{ type: "mention", offset: 0, length: 10 }],
+    } as never, { userId: 1087968824, isBot: true, firstName: "Group", username: "GroupAnonymousBot" }),
+    { user: "telegram:-100500", displayName: "G", text: "pin the rules", mentionsBot: true, isGroup: true },
+  ],
+  [
+    "someone posting as their channel speaks as the channel",
+    u.raw({
+      chat: { id: -100500, type: "supergroup", title: "G" },
+      sender_chat: { id: -100777, type: "channel", title: "Ada's notes" },
+      text: "@ParleyBot hello",
+      entities: [{ type: "mention", offset: 0, length: 10 }],
+    } as never, { userId: 136817688, isBot: true, firstName: "Channel", username: "Channel_Bot" }),
+    { user: "telegram:-100777", displayName: "Ada's notes", text: "hello" },
+  ],
+  ["another bot is not answered", u.raw({ text: "hi" } as never, { userId: 99, isBot: true }), null],
   ["a poll is named as unusable", u.raw({ poll: { id: "1", question: "Lunch?", options: [], total_voter_count: 0, is_closed: false, is_anonymous: true, type: "regular", allows_multiple_answers: false } } as never), { text: "", unsupported: "polls" }],
   [
     "the first message of a forum topic is no reply",

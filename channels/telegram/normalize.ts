@@ -10,17 +10,20 @@ export type { BotIdentity };
 
 /**
  * One Telegram update → one InboundMessage, or null for everything Parley does not answer: updates without a
- * person's message (channel posts, membership changes), a live location's moves, messages from bots (itself included, and
- * anonymous group admins, who arrive as the GroupAnonymousBot), channel posts forwarded automatically into a
- * linked discussion group, and service messages (members joining, pins). Text keeps its hidden links and formatting
+ * person's message (channel posts, membership changes), a live location's moves, messages from bots (itself
+ * included), channel posts forwarded automatically into a linked discussion group, and service messages (members joining, pins). Text keeps its hidden links and formatting
  * as Markdown; a reply, a quote, a location or venue travel with it; what Parley cannot use yet (a sticker, a poll) is
- * named in `unsupported`. Pure: `receivedAt` is Telegram's own message date, or `now` when that is unusable.
+ * named in `unsupported`. An anonymous admin or a person posting as their channel is keyed by that chat. Pure: `receivedAt` is Telegram's own message date, or `now` when that is unusable.
  */
 export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date()): InboundMessage | null {
   if (update.callback_query) return normalizeButton(update.callback_query, bot, now);
   const edited = update.message === undefined && update.edited_message !== undefined;
   const m = update.message ?? update.edited_message;
-  if (!m || !m.from || m.from.is_bot || m.is_automatic_forward) return null;
+  if (!m || !m.from || m.is_automatic_forward) return null;
+  // An anonymous group admin (sender_chat is the group) or someone posting as their channel speaks as that chat; its
+  // `from` is a placeholder bot. Every other bot, this one included, is not answered.
+  const speaker = m.sender_chat;
+  if (!speaker && m.from.is_bot) return null;
   // A live location moving is an edit too: only its first position is answered. An edit is of words, or nothing.
   if (edited && (m.location !== undefined || (m.text ?? m.caption ?? "") === "")) return null;
   const rawText = m.text ?? m.caption ?? "";
@@ -36,13 +39,15 @@ export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date
   const reply = m.reply_to_message;
   // In a forum topic every message "replies" to the topic's first message; that is not a reply to the bot.
   const replyToBot = reply !== undefined && reply.from?.id === bot.id && !(inTopic && reply.message_id === m.message_thread_id);
-  const displayName = [m.from.first_name, m.from.last_name].filter(Boolean).join(" ") || m.from.username;
+  const displayName = speaker
+    ? speaker.title
+    : [m.from.first_name, m.from.last_name].filter(Boolean).join(" ") || m.from.username;
 
   return {
     channel: "telegram",
     platformMessageId: `${m.chat.id}:${m.message_id}`,
     chat: telegramChatKey(inTopic ? { chatId: m.chat.id, threadId: m.message_thread_id! } : { chatId: m.chat.id }),
-    user: userKey("telegram", m.from.id),
+    user: userKey("telegram", speaker ? speaker.id : m.from.id),
     ...(displayName ? { displayName } : {}),
     isGroup: m.chat.type === "group" || m.chat.type === "supergroup",
     mentionsBot,

@@ -62,6 +62,7 @@ const message = z.object({
   chat,
   // Absent only in channel posts, which come as `channel_post`: a message without a sender is not one to answer.
   from: user,
+  sender_chat: z.object({ id: int, type: z.string(), title: z.string().optional() }).optional(),
   message_thread_id: int.optional(),
   is_topic_message: z.boolean().optional(),
   is_automatic_forward: z.boolean().optional(),

@@ -47,7 +47,8 @@ export function isKey(key: string): key is ChatKey {
  */
 const ID_SHAPES: Record<ChannelName, Record<KeyRole, { shape: RegExp; says: string }>> = {
   telegram: {
-    user: { shape: /^[1-9]\d{0,15}$/, says: "a positive number, e.g. telegram:12345 (not a @username)" },
+    // A person's id is positive; an anonymous admin or a channel that speaks in a group is keyed by its chat's id.
+    user: { shape: /^-?[1-9]\d{0,19}$/, says: "a number, e.g. telegram:12345 (not a @username)" },
     chat: { shape: /^-?[1-9]\d{0,19}(:[1-9]\d{0,9})?$/, says: "a number, negative for a group, e.g. telegram:-1001234 (telegram:-1001234:42 for a forum topic)" },
   },
   whatsapp: {
