@@ -41,9 +41,8 @@ describe("access lists in the configuration", () => {
 
   it.each([
     // [variable, value, what the message says]
-    ["ALLOWED_USERS", "telegram:abc", "a telegram user id is a positive number"],
-    ["ALLOWED_USERS", "telegram:@someone", "a telegram user id is a positive number"],
-    ["ALLOWED_USERS", "telegram:-1001234", "a telegram user id is a positive number"],
+    ["ALLOWED_USERS", "telegram:abc", "a telegram user id is a number"],
+    ["ALLOWED_USERS", "telegram:@someone", "a telegram user id is a number"],
     ["ALLOWED_USERS", "telegram:", "has no id after telegram:"],
     ["ALLOWED_USERS", "whatsapp:+1", "a whatsapp user id is"],
     ["ALLOWED_USERS", "whatsapp:4915112345678", "a whatsapp user id is"],
@@ -53,8 +52,8 @@ describe("access lists in the configuration", () => {
     ["ALLOWED_USERS", "signal:12345", "is not <channel>:<id>"],
     ["ALLOWED_USERS", "12345", "is not <channel>:<id>"],
     ["ALLOWED_USERS", "*", `"*" is not a wildcard`],
-    ["ALLOWED_USERS", "telegram:*", "a telegram user id is a positive number"],
-    ["ADMIN_USERS", "telegram:abc", "a telegram user id is a positive number"],
+    ["ALLOWED_USERS", "telegram:*", "a telegram user id is a number"],
+    ["ADMIN_USERS", "telegram:abc", "a telegram user id is a number"],
     ["ADMIN_USERS", "*", `"*" is not a wildcard`],
     ["GROUP_ALLOWLIST", "telegram:abc", "a telegram chat id is a number"],
     ["GROUP_ALLOWLIST", "telegram:-100123:abc", "a telegram chat id is a number"],
@@ -94,6 +93,8 @@ describe("access lists in the configuration", () => {
     ["web:operator", "ADMIN_USERS"],
     ["web:v-0123456789abcdefghijkl", "ALLOWED_USERS"],
     ["telegram:-1001234", "GROUP_ALLOWLIST"],
+    // The anonymous admins of a group, or a channel that speaks there.
+    ["telegram:-1001234", "ALLOWED_USERS"],
     ["telegram:-1001234:42", "GROUP_ALLOWLIST"],
     ["telegram:-4001234", "GROUP_ALLOWLIST"],
     ["whatsapp:120363012345678901@g.us", "GROUP_ALLOWLIST"],
