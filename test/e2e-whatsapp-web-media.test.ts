@@ -140,17 +140,23 @@ describe.each(DATABASE_KINDS)("media through WhatsApp Web (whatsapp-web.js) on %
     expect(model.requests).toHaveLength(0);
   });
 
-  it("ignores a sticker (as every channel does) and marks a forwarded text as someone else's words", async () => {
+  it("answers a sticker with what it can use, without a model call, and marks a forwarded text as someone else's words", async () => {
     const sticker = await sharp({ create: { width: 64, height: 64, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).webp().toBuffer();
     client.receive(mediaMessage({ chat: PERSON, type: "sticker", mimetype: "image/webp", bytes: sticker }));
     client.receive(waMessage({ chat: PERSON, body: "/forget confirm", isForwarded: true }));
-    await waitFor(() => expect(sentTo(PERSON)).toHaveLength(1));
+    await waitFor(() => expect(sentTo(PERSON)).toHaveLength(2));
     // The forwarded text reached the model as content, not as the /forget command.
-    expect(sentTo(PERSON)[0]).toBe(`echo: ${FORWARDED_MARK}\n/forget confirm`);
+    expect([...sentTo(PERSON)].sort()).toEqual([
+      "I can't use stickers yet. Write to me, or send a photo or a voice message.",
+      `echo: ${FORWARDED_MARK}\n/forget confirm`,
+    ]);
     expect(model.requests).toHaveLength(1);
-    // Only the forwarded message was stored: the sticker never reached the inbox.
     const rows = await parley!.database.db.select({ payload: inbox.payload }).from(inbox);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]?.payload).toMatchObject({ text: "/forget confirm", forwarded: true });
+    expect(rows.map((r) => r.payload)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ unsupported: "stickers", attachments: [] }),
+        expect.objectContaining({ text: "/forget confirm", forwarded: true }),
+      ]),
+    );
   });
 });

@@ -111,9 +111,7 @@ describe("normalizeWhatsAppMessage", () => {
 
   const ignored: Array<{ name: string; message: WhatsAppMessage }> = [
     { name: "the bot's own message", message: waMessage({ chat: PERSON, body: "I said this", fromMe: true }) },
-    { name: "a sticker", message: waMessage({ chat: PERSON, type: "sticker", hasMedia: true }) },
-    { name: "a location (its body is a thumbnail)", message: waMessage({ chat: PERSON, type: "location", body: "/9j/4AAQSkZJRg" }) },
-    { name: "a contact card", message: waMessage({ chat: PERSON, type: "vcard", body: "BEGIN:VCARD\nEND:VCARD" }) },
+    { name: "a location without usable coordinates", message: waMessage({ chat: PERSON, type: "location", body: "/9j/4AAQSkZJRg", location: { latitude: "x", longitude: 3 } }) },
     { name: "a reaction", message: waMessage({ chat: PERSON, type: "reaction", body: "👍" }) },
     { name: "a revoked message", message: waMessage({ chat: PERSON, type: "revoked" }) },
     { name: "a status broadcast", message: waMessage({ chat: "status@broadcast", author: MEMBER, body: "my holiday" }) },
@@ -125,6 +123,29 @@ describe("normalizeWhatsAppMessage", () => {
 
   it.each(ignored)("ignores $name", async ({ message }) => {
     expect(await normalize(message)).toBeNull();
+  });
+
+  it.each([
+    ["a sticker", waMessage({ chat: PERSON, type: "sticker", hasMedia: true }), { unsupported: "stickers", text: "", attachments: [] }],
+    ["a contact card", waMessage({ chat: PERSON, type: "vcard", body: "BEGIN:VCARD\nEND:VCARD" }), { unsupported: "contact cards", text: "" }],
+    ["a poll", waMessage({ chat: PERSON, type: "poll_creation", body: "Lunch?" }), { unsupported: "polls", text: "" }],
+    [
+      "a location, its body (a thumbnail) not read",
+      waMessage({ chat: PERSON, type: "location", body: "/9j/4AAQSkZJRg", location: { latitude: 48.8584, longitude: 2.2945 } }),
+      { text: "", place: { latitude: 48.8584, longitude: 2.2945 } },
+    ],
+    [
+      "a quote of the sender's own voice note",
+      waMessage({ chat: PERSON, body: "what did I say?", quoted: { fromMe: false, from: PERSON, type: "ptt", body: "" } }),
+      { text: "what did I say?", replyToBot: false, replyTo: { author: "sender", kind: "a voice note" } },
+    ],
+    [
+      "a quote of the bot's answer",
+      waMessage({ chat: PERSON, body: "why?", quoted: { fromMe: true, from: BOT_WID, type: "chat", body: "Because it rains." } }),
+      { replyToBot: true, replyTo: { author: "bot", text: "Because it rains." } },
+    ],
+  ] as const)("reads %s", async (_name, message, expected) => {
+    expect(await normalize(message)).toMatchObject(expected);
   });
 
   it("falls back to the quoted sender's id when the quoted message cannot be looked up", async () => {

@@ -25,6 +25,16 @@ export interface WhatsAppMedia {
   filesize?: number | null;
 }
 
+/** What Parley reads of the message a message quotes (the library's `getQuotedMessage()`, a `Message`). */
+export interface QuotedWhatsAppMessage {
+  fromMe: boolean;
+  from?: string;
+  author?: string;
+  body?: string;
+  type?: string;
+  _data?: { notifyName?: string };
+}
+
 /** The fields of a whatsapp-web.js `Message` that Parley reads. */
 export interface WhatsAppMessage {
   id: WhatsAppMessageId;
@@ -54,7 +64,9 @@ export interface WhatsAppMessage {
     filename?: string;
     quotedParticipant?: string | { _serialized: string };
   };
-  getQuotedMessage?(): Promise<{ fromMe: boolean } | undefined>;
+  /** A location message's place (the library's `Location`: numbers, though its types say strings). */
+  location?: { latitude: number | string; longitude: number | string; name?: string; address?: string; description?: string };
+  getQuotedMessage?(): Promise<QuotedWhatsAppMessage | undefined>;
   downloadMedia?(): Promise<WhatsAppMedia | undefined | null>;
 }
 

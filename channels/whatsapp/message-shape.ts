@@ -3,7 +3,7 @@ import { z } from "zod";
 /**
  * The fields of a whatsapp-web.js `Message` that normalize.ts reads, with the library's documented types
  * (Message: id, from, author, body, type, hasMedia, fromMe, hasQuotedMsg, isForwarded, mentionedIds, timestamp,
- * isStatus; `_data.notifyName` the push name). The library passes on what WhatsApp Web's page holds, unchecked; a
+ * isStatus, location; `_data.notifyName` the push name). The library passes on what WhatsApp Web's page holds, unchecked; a
  * message of another shape is ignored with one log line rather than failing further in. Unknown fields are allowed.
  */
 const wid = z.union([z.string(), z.object({ _serialized: z.string() })]);
@@ -20,6 +20,14 @@ const message = z.object({
   mentionedIds: z.array(z.union([z.string(), z.object({ _serialized: z.string() })])).nullish(),
   timestamp: z.number().nullish(),
   isStatus: z.boolean().nullish(),
+  location: z
+    .object({
+      latitude: z.union([z.number(), z.string()]),
+      longitude: z.union([z.number(), z.string()]),
+      name: z.string().nullish(),
+      address: z.string().nullish(),
+    })
+    .nullish(),
   _data: z
     .object({
       notifyName: z.string().nullish(),

@@ -1,7 +1,7 @@
 import { platformTime } from "../../src/core/timestamp.ts";
 import { chatKey, userKey } from "../../src/core/keys.ts";
-import type { Attachment, InboundMessage } from "../../src/core/types.ts";
-import type { WhatsAppMessage } from "./client-port.ts";
+import type { Attachment, InboundMessage, Place, RepliedMessage } from "../../src/core/types.ts";
+import type { QuotedWhatsAppMessage, WhatsAppMessage } from "./client-port.ts";
 
 /** Who the bot is: the linked account's wid ("12345@c.us") and, when known, its LID ("9876@lid"). */
 export interface BotIdentity {
@@ -16,7 +16,7 @@ export interface NormalizeContext {
    * Looks up the message this one quotes; the library can only do it asynchronously (`getQuotedMessage()` reads the
    * page). Default: that call. When it fails, the quoted sender's id in the message itself decides.
    */
-  quotedMessage?: (message: WhatsAppMessage) => Promise<{ fromMe: boolean } | undefined>;
+  quotedMessage?: (message: WhatsAppMessage) => Promise<QuotedWhatsAppMessage | undefined>;
 }
 
 /** Chats Parley answers in: people (by phone number or LID) and groups. Status, channels and lists are not. */
@@ -25,15 +25,16 @@ const CHAT_ID = /^[^@\s]+@(c\.us|g\.us|lid)$/;
 /**
  * One whatsapp-web.js message → one InboundMessage, or null for what Parley does not answer: the account's own
  * messages (no self-replies, no loops), status updates, channel (newsletter) and broadcast posts, group messages
- * without an author, and types it cannot use (stickers, locations, contacts, polls, reactions, revoked messages,
- * system notices). The user is always the sender's id, never the push name, which anyone can change.
+ * without an author, reactions, revoked messages and system notices. A location is a place; a quoted message
+ * travels as `replyTo`; what a person sends that Parley cannot use yet (stickers, contact cards, polls, orders) is
+ * named in `unsupported`. The user is always the sender's id, never the push name, which anyone can change.
  */
 export async function normalizeWhatsAppMessage(m: WhatsAppMessage, ctx: NormalizeContext): Promise<InboundMessage | null> {
   const base = readMessage(m, ctx.bot);
   if (base === null) return null;
-  const replyToBot = m.hasQuotedMsg ? await quotesBot(m, ctx) : false;
+  const replyTo = m.hasQuotedMsg ? await quotedOf(m, base.user, ctx) : undefined;
   const receivedAt = platformTime(m.timestamp, "s", ctx.now());
-  return { ...base, replyToBot, receivedAt };
+  return { ...base, replyToBot: replyTo?.author === "bot", ...(replyTo ? { replyTo } : {}), receivedAt };
 }
 
 /** The pure part: everything but the quoted-message lookup and the time. */
@@ -47,12 +48,16 @@ export function readMessage(m: WhatsAppMessage, bot: BotIdentity): Omit<InboundM
   if (bot.ids.includes(sender)) return null;
 
   const kind = KINDS[m.type];
-  if (kind === undefined) return null;
-  const attachments = kind === "text" || !m.hasMedia ? [] : [attachmentOf(m, kind)];
+  const unsupported = kind === undefined ? UNSUPPORTED[m.type] : undefined;
+  if (kind === undefined && unsupported === undefined) return null;
+  const place = kind === "location" ? placeOf(m) : undefined;
+  if (kind === "location" && place === undefined) return null;
+  const attachments = kind === undefined || kind === "text" || kind === "location" || !m.hasMedia ? [] : [attachmentOf(m, kind)];
   const mentionsBot = (m.mentionedIds ?? []).some((id) => bot.ids.includes(id));
-  const body = typeof m.body === "string" ? m.body : "";
+  // A location's body is its map thumbnail (base64), and a sticker's or a contact card's is no one's words.
+  const body = typeof m.body === "string" && (kind === "text" || attachments.length > 0) ? m.body : "";
   const text = mentionsBot ? stripMentions(body, bot) : body;
-  if (text.trim() === "" && attachments.length === 0) return null;
+  if (text.trim() === "" && attachments.length === 0 && !place && !unsupported) return null;
 
   const notifyName = m._data?.notifyName?.trim();
   return {
@@ -66,12 +71,52 @@ export function readMessage(m: WhatsAppMessage, bot: BotIdentity): Omit<InboundM
     text,
     ...(m.isForwarded === true ? { forwarded: true } : {}),
     attachments,
+    ...(place ? { place } : {}),
+    ...(unsupported ? { unsupported } : {}),
   };
 }
 
-type Kind = "text" | "image" | "audio" | "document" | "video";
+/** Message types a person sends that Parley cannot use yet (whatsapp-web.js MessageTypes), in words. */
+const UNSUPPORTED: Record<string, string | undefined> = {
+  sticker: "stickers",
+  vcard: "contact cards",
+  multi_vcard: "contact cards",
+  poll_creation: "polls",
+  order: "orders",
+  product: "products",
+  payment: "payments",
+  groups_v4_invite: "group invites",
+  event_creation: "events",
+  list: "lists",
+};
+
+/** What a quoted message was when it was not text, by its whatsapp-web.js type. */
+const QUOTED_KIND: Record<string, string | undefined> = {
+  image: "an image",
+  ptt: "a voice note",
+  audio: "an audio file",
+  video: "a video",
+  ptv: "a video note",
+  document: "a file",
+  sticker: "a sticker",
+  location: "a location",
+  vcard: "a contact card",
+  poll_creation: "a poll",
+};
+
+function placeOf(m: WhatsAppMessage): Place | undefined {
+  const latitude = Number(m.location?.latitude);
+  const longitude = Number(m.location?.longitude);
+  if (!Number.isFinite(latitude) || !Number.isFinite(longitude) || Math.abs(latitude) > 90 || Math.abs(longitude) > 180) return undefined;
+  const name = m.location?.name?.trim();
+  const address = m.location?.address?.trim();
+  return { latitude, longitude, ...(name ? { name } : {}), ...(address ? { address } : {}) };
+}
+
+type Kind = "text" | "image" | "audio" | "document" | "video" | "location";
 const KINDS: Record<string, Kind | undefined> = {
   chat: "text",
+  location: "location",
   image: "image",
   ptt: "audio",
   audio: "audio",
@@ -80,14 +125,14 @@ const KINDS: Record<string, Kind | undefined> = {
   video: "video",
 };
 
-const DEFAULT_MIME: Record<Exclude<Kind, "text">, string | undefined> = {
+const DEFAULT_MIME: Record<Exclude<Kind, "text" | "location">, string | undefined> = {
   image: "image/jpeg",
   audio: "audio/ogg",
   document: undefined,
   video: "video/mp4",
 };
 
-function attachmentOf(m: WhatsAppMessage, kind: Exclude<Kind, "text">): Attachment {
+function attachmentOf(m: WhatsAppMessage, kind: Exclude<Kind, "text" | "location">): Attachment {
   const mimeType = m._data?.mimetype ?? DEFAULT_MIME[kind];
   const size = m._data?.size;
   const fileName = kind === "document" ? m._data?.filename : undefined;
@@ -113,14 +158,30 @@ export function stripMentions(text: string, bot: BotIdentity): string {
   return out.trim();
 }
 
-async function quotesBot(m: WhatsAppMessage, ctx: NormalizeContext): Promise<boolean> {
+/**
+ * The quoted message, read through the page; when the page cannot answer, the quoted sender's id in the message
+ * itself says at least whether it was the bot's.
+ */
+async function quotedOf(m: WhatsAppMessage, sender: string, ctx: NormalizeContext): Promise<RepliedMessage> {
+  let quoted: QuotedWhatsAppMessage | undefined;
   try {
-    const quoted = await (ctx.quotedMessage ? ctx.quotedMessage(m) : m.getQuotedMessage?.());
-    if (quoted) return quoted.fromMe === true;
+    quoted = await (ctx.quotedMessage ? ctx.quotedMessage(m) : m.getQuotedMessage?.());
   } catch {
-    // The page could not answer: fall back to the quoted sender's id in the message itself.
+    quoted = undefined;
   }
-  return quotedParticipantIsBot(m, ctx.bot);
+  if (!quoted) return { author: quotedParticipantIsBot(m, ctx.bot) ? "bot" : "unknown" };
+  const kind = typeof quoted.type === "string" ? QUOTED_KIND[quoted.type] : undefined;
+  const words = typeof quoted.body === "string" && (quoted.type === "chat" || kind !== undefined) && quoted.type !== "location" ? quoted.body : "";
+  const by = typeof quoted.author === "string" && quoted.author !== "" ? quoted.author : quoted.from;
+  const author = quoted.fromMe === true ? "bot" : `whatsapp:${by}` === sender ? "sender" : "other";
+  const name = quoted._data?.notifyName?.trim();
+  return {
+    author,
+    ...(author === "other" && name ? { authorName: name } : {}),
+    ...(words.trim() !== "" ? { text: words } : {}),
+    ...(kind ? { kind } : {}),
+    ...(words.trim() === "" && !kind ? { kind: "a message" } : {}),
+  };
 }
 
 export function quotedParticipantIsBot(m: WhatsAppMessage, bot: BotIdentity): boolean {

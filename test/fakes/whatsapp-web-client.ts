@@ -4,6 +4,7 @@ import type {
   WhatsAppClientEvents,
   WhatsAppClientOptions,
   WhatsAppClientPort,
+  QuotedWhatsAppMessage,
   WhatsAppMedia,
   WhatsAppMessage,
 } from "../../channels/whatsapp/client-port.ts";
@@ -186,8 +187,10 @@ export interface MessageSpec {
   fromMe?: boolean;
   hasMedia?: boolean;
   mentionedIds?: string[];
-  /** The message this one quotes, as `getQuotedMessage()` returns it. */
-  quoted?: { fromMe: boolean };
+  /** The message this one quotes, as `getQuotedMessage()` returns it (a `Message`: fromMe, from, author, body, type). */
+  quoted?: QuotedWhatsAppMessage;
+  /** A location message's `location` (the library's Location). */
+  location?: WhatsAppMessage["location"];
   quotedParticipant?: string;
   notifyName?: string;
   timestamp?: number;
@@ -222,6 +225,7 @@ export function waMessage(spec: MessageSpec): WhatsAppMessage {
     mentionedIds: spec.mentionedIds ?? [],
     timestamp: spec.timestamp ?? 1_760_000_000,
     isStatus: spec.isStatus ?? spec.chat === "status@broadcast",
+    ...(spec.location ? { location: spec.location } : {}),
     _data: {
       ...(spec.notifyName ? { notifyName: spec.notifyName } : {}),
       ...(spec.mimetype ? { mimetype: spec.mimetype } : {}),
