@@ -155,4 +155,12 @@ describe.each(DATABASE_KINDS)("Telegram: replies, quotes, links, places and the 
     const [user] = await parley!.database.db.select().from(users);
     expect(user?.key).toBe(`telegram:${GROUP}`);
   });
+  it("a customer of a business account is answered through the business connection, with no draft", async () => {
+    const customer = telegram.updates.raw({ text: "are you open on Sunday?" } as never, { userId: 64 });
+    telegram.pushUpdate({ update_id: 0, business_message: { ...customer.message!, business_connection_id: "Bx5kZ9aQ" } } as never);
+    await waitFor(() => expect(sentTexts(64)).toEqual(["Done."]));
+    const sent = telegram.sent.filter((c) => c.params.chat_id === 64);
+    expect(sent.map((c) => c.method)).not.toContain("sendMessageDraft");
+    for (const call of sent) expect(call.params.business_connection_id).toBe("Bx5kZ9aQ");
+  });
 });

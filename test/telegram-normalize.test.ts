@@ -143,6 +143,16 @@ const rows: Row[] = [
     { user: "telegram:-100777", displayName: "Ada's notes", text: "hello" },
   ],
   ["another bot is not answered", u.raw({ text: "hi" } as never, { userId: 99, isBot: true }), null],
+  [
+    "a customer writing to a business account the bot is connected to",
+    { update_id: 1, business_message: { ...u.raw({ text: "are you open on Sunday?" } as never, { userId: 4242 }).message!, business_connection_id: "Bx5kZ9aQ" } } as Update,
+    { chat: "telegram:business:Bx5kZ9aQ:4242", user: "telegram:4242", text: "are you open on Sunday?", isGroup: false },
+  ],
+  [
+    "the business account's owner writing in that chat is not answered",
+    { update_id: 1, business_message: { ...u.raw({ text: "we are" } as never, { userId: 99, chatId: 4242 }).message!, business_connection_id: "Bx5kZ9aQ" } } as Update,
+    null,
+  ],
   ["a poll is named as unusable", u.raw({ poll: { id: "1", question: "Lunch?", options: [], total_voter_count: 0, is_closed: false, is_anonymous: true, type: "regular", allows_multiple_answers: false } } as never), { text: "", unsupported: "polls" }],
   [
     "the first message of a forum topic is no reply",
@@ -159,8 +169,9 @@ describe("normalizeUpdate", () => {
       return;
     }
     expect(message).toMatchObject(expected);
-    const m = (update.message ?? update.edited_message)!;
-    expect(message!.platformMessageId).toBe(`${m.chat.id}:${m.message_id}`);
+    const m = (update.message ?? update.edited_message ?? update.business_message)!;
+    const business = update.business_message ? `business:${update.business_message.business_connection_id}:` : "";
+    expect(message!.platformMessageId).toBe(`${business}${m.chat.id}:${m.message_id}`);
     expect(message!.receivedAt).toEqual(new Date(m.date * 1000));
   });
 
@@ -212,6 +223,7 @@ describe("telegram chat keys", () => {
     [{ chatId: 42 }, "telegram:42"],
     [{ chatId: -1001234 }, "telegram:-1001234"],
     [{ chatId: -1001234, threadId: 7 }, "telegram:-1001234:7"],
+    [{ chatId: 4242, businessConnectionId: "Bx5kZ9aQ-_1" }, "telegram:business:Bx5kZ9aQ-_1:4242"],
   ] as const)("round-trips %j", (ref, key) => {
     expect(telegramChatKey(ref)).toBe(key);
     expect(parseTelegramChat(key)).toEqual(ref);

@@ -42,7 +42,7 @@ export interface TelegramChannel {
 }
 
 /** New messages, and taps on the bot's buttons (the /mode choices). */
-const ALLOWED_UPDATES = ["message", "edited_message", "callback_query"] as const;
+const ALLOWED_UPDATES = ["message", "edited_message", "business_message", "edited_business_message", "callback_query"] as const;
 
 /**
  * The Telegram channel (grammY). Long polling by default, webhook when configured. Either way an update is

@@ -13,13 +13,17 @@ export type { BotIdentity };
  * person's message (channel posts, membership changes), a live location's moves, messages from bots (itself
  * included), channel posts forwarded automatically into a linked discussion group, and service messages (members joining, pins). Text keeps its hidden links and formatting
  * as Markdown; a reply, a quote, a location or venue travel with it; what Parley cannot use yet (a sticker, a poll) is
- * named in `unsupported`. An anonymous admin or a person posting as their channel is keyed by that chat. Pure: `receivedAt` is Telegram's own message date, or `now` when that is unusable.
+ * named in `unsupported`. An anonymous admin or a person posting as their channel is keyed by that chat. A Telegram Business
+ * message (a customer writing to an account that connected the bot) is answered through its business connection. Pure: `receivedAt` is Telegram's own message date, or `now` when that is unusable.
  */
 export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date()): InboundMessage | null {
   if (update.callback_query) return normalizeButton(update.callback_query, bot, now);
-  const edited = update.message === undefined && update.edited_message !== undefined;
-  const m = update.message ?? update.edited_message;
+  const edited = update.edited_message !== undefined || update.edited_business_message !== undefined;
+  const m = update.message ?? update.edited_message ?? update.business_message ?? update.edited_business_message;
   if (!m || !m.from || m.is_automatic_forward) return null;
+  // A business account's chat: only its customer's messages are answered, never the account owner's own.
+  const connection = m.business_connection_id;
+  if (connection !== undefined && (m.chat.type !== "private" || m.from.id !== m.chat.id)) return null;
   // An anonymous group admin (sender_chat is the group) or someone posting as their channel speaks as that chat; its
   // `from` is a placeholder bot. Every other bot, this one included, is not answered.
   const speaker = m.sender_chat;
@@ -45,8 +49,15 @@ export function normalizeUpdate(update: Update, bot: BotIdentity, now = new Date
 
   return {
     channel: "telegram",
-    platformMessageId: `${m.chat.id}:${m.message_id}`,
-    chat: telegramChatKey(inTopic ? { chatId: m.chat.id, threadId: m.message_thread_id! } : { chatId: m.chat.id }),
+    // Message ids count per chat, and a business chat with a person has the same chat id as the bot's own chat with them.
+    platformMessageId: connection !== undefined ? `business:${connection}:${m.chat.id}:${m.message_id}` : `${m.chat.id}:${m.message_id}`,
+    chat: telegramChatKey(
+      connection !== undefined
+        ? { chatId: m.chat.id, businessConnectionId: connection }
+        : inTopic
+          ? { chatId: m.chat.id, threadId: m.message_thread_id! }
+          : { chatId: m.chat.id },
+    ),
     user: userKey("telegram", speaker ? speaker.id : m.from.id),
     ...(displayName ? { displayName } : {}),
     isGroup: m.chat.type === "group" || m.chat.type === "supergroup",

@@ -30,7 +30,11 @@ export function createOutbound(api: Api, log: Logger, token: string) {
   const common = (ref: TelegramChatRef, html: boolean) => ({
     ...(html ? { parse_mode: "HTML" as const } : {}),
     ...(ref.threadId === undefined ? {} : { message_thread_id: ref.threadId }),
+    ...business(ref),
   });
+  /** A chat of a business account is answered through its connection. */
+  const business = (ref: TelegramChatRef) =>
+    ref.businessConnectionId === undefined ? {} : { business_connection_id: ref.businessConnectionId };
 
   /** Buttons and the message replied to (a message id, or the platform message id `<chat>:<id>`). */
   const replyOptions = (opts: SendOptions | undefined) => {
@@ -90,6 +94,7 @@ export function createOutbound(api: Api, log: Logger, token: string) {
         await withPlainFallback(text, (body, html) =>
           api.editMessageText(ref.chatId, Number(id), body, {
             ...(html ? { parse_mode: "HTML" as const } : {}),
+            ...business(ref),
             link_preview_options: { is_disabled: true },
           }),
         );

@@ -99,6 +99,8 @@ const update = z.object({
   update_id: int,
   message: message.optional(),
   edited_message: message.optional(),
+  business_message: message.extend({ business_connection_id: z.string().min(1) }).optional(),
+  edited_business_message: message.extend({ business_connection_id: z.string().min(1) }).optional(),
   callback_query: callbackQuery.optional(),
 });
 
